@@ -1,0 +1,41 @@
+// The registry of live connections on this instance, its counters, and the
+// bounded shutdown: close every socket with 1001, wait for the handshakes up to
+// a grace period, terminate whatever is left.
+import { CloseCode } from './protocol.js'
+import type { RealtimeStats } from '../types/fastify.js'
+import type { RealtimeConnection } from './connection.js'
+
+export class Hub {
+  readonly connections = new Set<RealtimeConnection>()
+  readonly counters = { messagesIn: 0, messagesOut: 0, protocolErrors: 0, handlerErrors: 0 }
+  #drained: (() => void) | null = null
+
+  add (conn: RealtimeConnection): void {
+    this.connections.add(conn)
+  }
+
+  delete (conn: RealtimeConnection): void {
+    if (this.connections.delete(conn) && this.connections.size === 0 && this.#drained !== null) {
+      this.#drained()
+    }
+  }
+
+  stats (): RealtimeStats {
+    return { connections: this.connections.size, ...this.counters }
+  }
+
+  async shutdown (grace: number): Promise<void> {
+    if (this.connections.size === 0) return
+    let timer: NodeJS.Timeout | undefined
+    const drained = new Promise<void>((resolve) => {
+      this.#drained = resolve
+      timer = setTimeout(resolve, grace)
+      timer.unref()
+    })
+    for (const conn of this.connections) conn.close(CloseCode.GoingAway, 'Server shutting down')
+    await drained
+    clearTimeout(timer)
+    this.#drained = null
+    for (const conn of this.connections) conn.socket.terminate()
+  }
+}
