@@ -26,16 +26,25 @@ export class Hub {
 
   async shutdown (grace: number): Promise<void> {
     if (this.connections.size === 0) return
-    let timer: NodeJS.Timeout | undefined
-    const drained = new Promise<void>((resolve) => {
-      this.#drained = resolve
-      timer = setTimeout(resolve, grace)
-      timer.unref()
-    })
     for (const conn of this.connections) conn.close(CloseCode.GoingAway, 'Server shutting down')
-    await drained
-    clearTimeout(timer)
-    this.#drained = null
+    await this.#drain(grace)
     for (const conn of this.connections) conn.socket.terminate()
+    // A terminated socket emits 'close' on a later tick; wait for it so that
+    // onClose hooks have run when app.close() resolves.
+    await this.#drain(grace)
+  }
+
+  #drain (timeout: number): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeout).unref()
+      const self = this
+      function done (): void {
+        clearTimeout(timer)
+        self.#drained = null
+        resolve()
+      }
+      this.#drained = done
+    })
   }
 }

@@ -9,7 +9,15 @@ export const MessageType = {
   Ack: 'ack',
   Error: 'error',
   Ping: 'ping',
-  Pong: 'pong'
+  Pong: 'pong',
+  /** Client asks to join a room (routes with `joinable`): `{"type":"room:join","data":{"room":"lobby"}}`. */
+  RoomJoin: 'room:join',
+  /** Client asks to leave a room (routes with `joinable`). */
+  RoomLeave: 'room:leave',
+  /** Room event: a member joined (routes with `presence`). */
+  PresenceJoin: 'presence:join',
+  /** Room event: a member left (routes with `presence`). */
+  PresenceLeave: 'presence:leave'
 } as const
 
 /** Close codes: 1xxx from RFC 6455, 44xx/45xx mirror HTTP statuses. */
@@ -24,7 +32,10 @@ export const CloseCode = {
   Forbidden: 4403,
   Timeout: 4408,
   TooManyRequests: 4429,
-  ServerError: 4500
+  ServerError: 4500,
+  // No HTTP status means "you read too slowly", so this one stays outside 44xx;
+  // 4008 echoes RFC 6455's 1008 (policy violation).
+  SlowConsumer: 4008
 } as const
 
 /** Error codes carried in `{"type":"error","error":{"code":...}}` replies. */
@@ -33,13 +44,22 @@ export const ErrorCode = {
   BadMessage: 'bad_message',
   UnknownType: 'unknown_type',
   InvalidData: 'invalid_data',
-  Internal: 'internal'
+  Internal: 'internal',
+  /** A room join the route's `joinable` hook refused. */
+  Forbidden: 'forbidden',
+  /** A room name that is not 1-128 characters of `A-Z a-z 0-9 _ - . : @ /`. */
+  InvalidRoom: 'invalid_room',
+  /** A join past the per-connection room cap. */
+  RoomLimit: 'room_limit'
 } as const
 
 // RFC 6455 limits a close reason to 123 bytes of UTF-8.
 const MAX_REASON_BYTES = 123
 // A request id is echoed back verbatim; bound it so it cannot amplify replies.
 const MAX_ID_LENGTH = 128
+// A cheap pre-screen: only frames that could spell __proto__ or constructor
+// (possibly with \u escapes) pay for secure-json-parse's full scan.
+const MAYBE_POISONED = /proto|constructor|\\u/
 
 export interface InboundMessage {
   type: string
@@ -77,9 +97,16 @@ function isValidId (id: unknown): id is string | number {
 export function parse (text: string): InboundMessage | ProtocolError {
   let value: unknown
   try {
-    value = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
+    value = JSON.parse(text)
   } catch {
     return new ProtocolError(ErrorCode.BadJson, 'Frame is not valid JSON')
+  }
+  if (MAYBE_POISONED.test(text)) {
+    try {
+      sjson.scan(value as object, { protoAction: 'error', constructorAction: 'error' })
+    } catch {
+      return new ProtocolError(ErrorCode.BadMessage, 'Message contains a forbidden prototype property')
+    }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return new ProtocolError(ErrorCode.BadMessage, 'Message must be a JSON object')
@@ -99,6 +126,12 @@ export function serializeEvent (type: string, data: unknown): string {
   return data === undefined
     ? '{"type":' + JSON.stringify(type) + '}'
     : '{"type":' + JSON.stringify(type) + ',"data":' + JSON.stringify(data) + '}'
+}
+
+/** A room message: serialized once per broadcast and sent as is to every member. */
+export function serializeRoomEvent (type: string, room: string, seq: number, data: unknown): string {
+  const head = '{"type":' + JSON.stringify(type) + ',"room":' + JSON.stringify(room) + ',"seq":' + seq
+  return data === undefined ? head + '}' : head + ',"data":' + JSON.stringify(data) + '}'
 }
 
 export function serializeAck (id: string | number, data: unknown): string {

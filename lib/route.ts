@@ -110,6 +110,8 @@ export class CompiledRoute {
       conn.pending.push([raw as Buffer, isBinary])
       return
     }
+    // Frames already in flight when the socket started closing are not processed.
+    if (conn.closed) return
     const hub = this.hub
     hub.counters.messagesIn++
     if (isBinary) {

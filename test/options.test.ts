@@ -1,0 +1,62 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import Type from 'typebox'
+import realtime from '../index.js'
+import { defaults, resolveOptions } from '../lib/options.js'
+
+t.test('defaults are secure and frozen', async (t) => {
+  const options = resolveOptions()
+  t.equal(options.maxPayload, 64 * 1024)
+  t.equal(options.perMessageDeflate, false)
+  t.ok(options.closeTimeout <= 5000)
+  t.ok(Object.isFrozen(options))
+  t.same(resolveOptions({ maxPayload: 10 }), { ...defaults, maxPayload: 10 })
+})
+
+t.test('a bad option fails the register with a coded error naming the field', async (t) => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ maxPayload: 0 }, 'maxPayload'],
+    [{ maxPayload: '1mb' }, 'maxPayload'],
+    [{ errorBudget: -1 }, 'errorBudget'],
+    [{ validateEmits: 'yes' }, 'validateEmits'],
+    [{ perMessageDeflate: 1 }, 'perMessageDeflate'],
+    [{ maxPayloda: 1 }, 'maxPayloda']
+  ]
+  for (const [options, field] of cases) {
+    const app = Fastify()
+    const err = await app.register(realtime, options as never).ready().catch((e) => e)
+    t.equal(err.code, 'FRT_ERR_OPTIONS_INVALID', field)
+    t.match(err.message, new RegExp(`option ${field}:`), field)
+    await app.close()
+  }
+})
+
+t.test('Fastify\'s own register options are not mistaken for ours', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { logLevel: 'warn' } as never)
+  await app.ready()
+  t.equal(typeof app.realtime, 'function')
+})
+
+t.test('a bad route definition fails at declaration with a coded error', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime)
+  const handler = () => {}
+  const cases: Array<[unknown, string]> = [
+    [null, 'FRT_ERR_ROUTE_INVALID'],
+    [{}, 'FRT_ERR_ROUTE_INVALID'],
+    [{ messages: { a: { schema: Type.Null() } } }, 'FRT_ERR_ROUTE_INVALID'],
+    [{ messages: { a: { handler } } }, 'FRT_ERR_ROUTE_INVALID'],
+    [{ messages: { a: { schema: { type: 'string', pattern: '(' }, handler } } }, 'FRT_ERR_ROUTE_INVALID'],
+    [{ messages: { ack: { schema: Type.Null(), handler } } }, 'FRT_ERR_ROUTE_RESERVED_TYPE'],
+    [{ messages: {}, emits: { error: Type.Null() } }, 'FRT_ERR_ROUTE_RESERVED_TYPE'],
+    [{ messages: {}, emits: 'said' }, 'FRT_ERR_ROUTE_INVALID'],
+    [{ messages: {}, emits: { said: 5 } }, 'FRT_ERR_ROUTE_INVALID'],
+    [{ messages: {}, onOpen: 'yes' }, 'FRT_ERR_ROUTE_INVALID']
+  ]
+  for (const [definition, code] of cases) {
+    t.throws(() => app.realtime('/bad', definition as never), { code }, JSON.stringify(definition))
+  }
+})
