@@ -1,0 +1,68 @@
+import { expect, test } from 'tstyche'
+import Fastify, { type FastifyInstance } from 'fastify'
+import Type, { type Static } from 'typebox'
+import realtime, { type Connection, type RouteDefinition, type RealtimeStats } from '../index.js'
+import { connect, type TestClient } from '../lib/testing.js'
+
+const app = Fastify()
+await app.register(realtime)
+
+test('handlers get data typed from their schema and emit only declared messages', () => {
+  app.realtime('/chat', {
+    messages: {
+      say: {
+        schema: Type.Object({ text: Type.String() }),
+        handler: (conn, data) => {
+          expect(data).type.toBe<{ text: string }>()
+          expect(conn.id).type.toBe<string>()
+          conn.emit('said', { text: data.text })
+          expect(conn.emit).type.not.toBeCallableWith('said', { text: 1 })
+          expect(conn.emit).type.not.toBeCallableWith('nope', { text: 'x' })
+        }
+      },
+      count: {
+        schema: Type.Integer(),
+        handler: async (_conn, n) => {
+          expect(n).type.toBe<number>()
+          return n + 1
+        }
+      }
+    },
+    emits: { said: Type.Object({ text: Type.String() }) },
+    onOpen: (conn) => { expect(conn).type.toBe<Connection<{ said: ReturnType<typeof Type.Object<{ text: ReturnType<typeof Type.String> }>> }>>() }
+  })
+})
+
+test('Fastify route options are accepted; unknown keys are not', () => {
+  app.realtime('/r', {
+    onRequest: async (request) => { expect(request.url).type.toBe<string>() },
+    config: { anything: true },
+    schema: { querystring: Type.Object({ room: Type.String() }) },
+    messages: {}
+  })
+  expect(app.realtime).type.not.toBeCallableWith('/r', { messages: {}, nonsense: true })
+  expect(app.realtime).type.not.toBeCallableWith('/r', { emits: {} })
+})
+
+test('app.realtime returns the instance and has stats', () => {
+  expect(app.realtime('/x', { messages: {} })).type.toBe<FastifyInstance>()
+  expect(app.realtime.stats()).type.toBe<RealtimeStats>()
+})
+
+test('the test client is typed from a route definition', async () => {
+  const chat = {
+    messages: { say: { schema: Type.Object({ text: Type.String() }), handler: () => {} } },
+    emits: { said: Type.Object({ text: Type.String(), at: Type.Number() }) }
+  } satisfies RouteDefinition<any, any>
+  const client = await connect<typeof chat>(app, '/chat')
+  expect(client.send).type.toBeCallableWith('say', { text: 'x' })
+  expect(client.send).type.not.toBeCallableWith('say', { text: 1 })
+  expect(client.send).type.not.toBeCallableWith('shout', { text: 'x' })
+  const said = await client.next('said')
+  expect(said.data).type.toBe<Static<typeof chat.emits.said>>()
+  expect(client.next).type.not.toBeCallableWith('unknown')
+
+  const loose = await connect(app, '/any')
+  expect(loose).type.toBe<TestClient>()
+  expect(loose.send).type.toBeCallableWith('anything', { any: 'thing' })
+})
