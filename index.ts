@@ -6,7 +6,11 @@ import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { resolveOptions } from './lib/options.js'
 import { Hub } from './lib/hub.js'
+import { MemoryStore } from './lib/stores/memory.js'
 import { CompiledRoute } from './lib/route.js'
+import { Heartbeat } from './lib/heartbeat.js'
+import { Auth } from './lib/auth.js'
+import { Handshake } from './lib/handshake.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -14,8 +18,17 @@ import type { RouteDefinition, SchemaMap } from './types/route.js'
 export * from './types/options.js'
 export * from './types/route.js'
 export * from './types/fastify.js'
+export * from './types/rooms.js'
+export * from './types/adapter.js'
+export * from './types/auth.js'
+export * from './types/limits.js'
+export * from './types/store.js'
+export { MemoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
+export { RedisStore, type RedisStoreOptions, type RedisStoreClient } from './lib/stores/redis.js'
+export { MemoryAdapter, MemoryBus } from './lib/adapters/memory.js'
 export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
+export { defineRoute } from './lib/route.js'
 
 // Fastify's own register options reach the plugin too; they are not ours to check.
 const FASTIFY_KEYS = ['prefix', 'logLevel', 'logSerializers'] as const
@@ -24,17 +37,31 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const ownOptions: Record<string, unknown> = { ...opts }
   for (const key of FASTIFY_KEYS) delete ownOptions[key]
   const options = resolveOptions(ownOptions)
-  const hub = new Hub()
+  const hub = new Hub(options, fastify.log)
+  // The default store is ours to close; a store the app passed in is not.
+  const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
+  hub.rateLimitStore = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
   const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
+  const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
+  const auth = new Auth(options.auth)
+  const handshake = new Handshake(options, auth)
+  const ownServer = !fastify.hasDecorator('websocketServer')
+  fastify.addHook('onReady', async () => heartbeat?.start())
+  fastify.addHook('onClose', async () => {
+    heartbeat?.stop()
+    ownStore?.close()
+    await hub.rooms.close()
+  })
 
-  if (!fastify.hasDecorator('websocketServer')) {
+  if (ownServer) {
     await fastify.register(websocket, {
       // closeTimeout is a ws 8.18+ option that @types/ws does not list yet.
       options: {
         ...options.websocket,
         maxPayload: options.maxPayload,
         perMessageDeflate: options.perMessageDeflate,
-        closeTimeout: options.closeTimeout
+        closeTimeout: options.closeTimeout,
+        handleProtocols: handshake.handleProtocols
       } as Record<string, unknown>,
       preClose: async function (this: FastifyInstance) {
         await shutdown()
@@ -46,10 +73,14 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     // close our sockets with 1001 on shutdown.
     fastify.addHook('preClose', shutdown)
   }
+  handshake.attach(fastify, ownServer)
 
   const realtime = function (this: FastifyInstance, path: string, definition: RouteDefinition<SchemaMap, SchemaMap>) {
     const route = new CompiledRoute(path, definition, options, hub)
-    const { messages, emits, onOpen, onClose, ...routeOptions } = definition
+    const { messages, emits, onOpen, onClose, joinable, presence, auth: routeAuth, authorize, rateLimit, ...ownOptions } = definition
+    const { routeOptions, authConfig } = handshake.guard(this, path, routeAuth, ownOptions)
+    route.auth = auth
+    route.authConfig = authConfig
     this.route({
       ...routeOptions,
       method: 'GET',
@@ -60,6 +91,13 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     return this
   } as RealtimeDecorator
   realtime.stats = () => hub.stats()
+  realtime.rateLimit = async (key: string, limit: { rate: number, burst: number, cost?: number }) =>
+    hub.rateLimitStore === null
+      ? { allowed: true, remaining: limit.burst, retryAfter: 0 }
+      : hub.rateLimitStore.take(`app:${key}`, limit.rate, limit.burst, limit.cost ?? 1)
+  realtime.disconnectUser = (id: string | number, reason?: string) => auth.disconnectUser(id, reason)
+  realtime.to = (room: string) => hub.rooms.to(room, null)
+  realtime.presence = async (room: string) => hub.rooms.presence(room)
 
   fastify.decorate('realtime', realtime)
 }

@@ -1,11 +1,15 @@
 // The example chat's real-time route, kept apart from the server so that tests
 // (and the README) can type a test client from it.
 import Type from 'typebox'
-import type { RouteDefinition } from '../index.js'
+import { defineRoute, type Connection } from '../index.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 32, pattern: '^[\\w .-]+$' })
 
-export const chat = {
+const emits = {
+  said: Type.Object({ from: Type.String(), text: Type.String(), at: Type.Number() })
+}
+
+export const chat = defineRoute({
   messages: {
     hello: {
       schema: Type.Object({ name: Name }, { additionalProperties: false }),
@@ -24,16 +28,14 @@ export const chat = {
       }
     }
   },
-  emits: {
-    said: Type.Object({ from: Type.String(), text: Type.String(), at: Type.Number() })
-  },
+  emits,
   onOpen: (conn) => { peers.add(conn) },
   onClose: (conn) => {
     peers.delete(conn)
     names.delete(conn.id)
   }
-} satisfies RouteDefinition<any, any>
+})
 
 // Until rooms land in the example, the chat is one room kept here.
-const peers = new Set<Parameters<typeof chat.onOpen>[0]>()
+const peers = new Set<Connection<typeof emits>>()
 const names = new Map<string, string>()

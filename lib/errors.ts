@@ -32,3 +32,36 @@ export const FRT_ERR_TESTING_CLOSED = createError(
 
 export const FRT_ERR_TESTING_REQUEST = createError(
   'FRT_ERR_TESTING_REQUEST', 'Request "%s" failed with %s: %s', 500)
+
+export const FRT_ERR_AUTH_NO_JWT = createError(
+  'FRT_ERR_AUTH_NO_JWT', 'Real-time route %s requires auth, but @fastify/jwt is not registered', 500, TypeError)
+
+export const FRT_ERR_AUTH_TOKEN_MISSING = createError(
+  'FRT_ERR_AUTH_TOKEN_MISSING', 'No bearer token in the request', 401)
+
+export const FRT_ERR_AUTH_TOKEN_EXPIRED = createError(
+  'FRT_ERR_AUTH_TOKEN_EXPIRED', 'The token has expired', 401)
+
+export const FRT_ERR_AUTH_TOKEN_INVALID = createError(
+  'FRT_ERR_AUTH_TOKEN_INVALID', 'The token is invalid', 401)
+
+export const FRT_ERR_ORIGIN_FORBIDDEN = createError(
+  'FRT_ERR_ORIGIN_FORBIDDEN', 'The request origin is not allowed', 403)
+
+export const FRT_ERR_CAPS_ADDRESS = createError(
+  'FRT_ERR_CAPS_ADDRESS', 'Too many connections from this address', 429)
+
+export const FRT_ERR_CAPS_USER = createError(
+  'FRT_ERR_CAPS_USER', 'Too many connections for this user', 429)
+
+export const FRT_ERR_CAPS_TOTAL = createError(
+  'FRT_ERR_CAPS_TOTAL', 'The server has no room for more connections', 503)
+
+export const FRT_ERR_ROOM_NAME = createError(
+  'FRT_ERR_ROOM_NAME', 'Invalid room name %s: use 1-128 characters of A-Z a-z 0-9 _ - . : @ /', 400, TypeError)
+
+export const FRT_ERR_ROOM_LIMIT = createError(
+  'FRT_ERR_ROOM_LIMIT', 'A connection may be in at most %d rooms', 400)
+
+export const FRT_ERR_RATE_LIMITED = createError(
+  'FRT_ERR_RATE_LIMITED', 'Too many messages; retry later', 429)

@@ -1,14 +1,41 @@
 // The registry of live connections on this instance, its counters, and the
 // bounded shutdown: close every socket with 1001, wait for the handshakes up to
 // a grace period, terminate whatever is left.
+import type { FastifyBaseLogger } from 'fastify'
 import { CloseCode } from './protocol.js'
+import { Rooms } from './rooms.js'
+import { Backpressure } from './backpressure.js'
 import type { RealtimeStats } from '../types/fastify.js'
 import type { RealtimeConnection } from './connection.js'
+import type { RateLimitStore } from '../types/store.js'
+import type { ResolvedOptions } from './options.js'
 
 export class Hub {
   readonly connections = new Set<RealtimeConnection>()
-  readonly counters = { messagesIn: 0, messagesOut: 0, protocolErrors: 0, handlerErrors: 0 }
+  /** The rate-limit store for shared limits; null when rate limits are off. Set by index.ts. */
+  rateLimitStore: RateLimitStore | null = null
+  readonly counters = {
+    rateLimited: 0,
+    rateLimitErrors: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    protocolErrors: 0,
+    handlerErrors: 0,
+    heartbeatTerminations: 0,
+    slowConsumerCloses: 0,
+    volatileDrops: 0
+  }
+
+  /** Room membership and broadcast (lib/rooms.ts). */
+  readonly rooms: Rooms
+  /** The slow-consumer policy every send goes through (lib/backpressure.ts). */
+  readonly backpressure: Backpressure
   #drained: (() => void) | null = null
+
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
+    this.backpressure = new Backpressure(options.slowConsumer, this.counters)
+    this.rooms = new Rooms(this, options, log)
+  }
 
   add (conn: RealtimeConnection): void {
     this.connections.add(conn)
@@ -21,7 +48,7 @@ export class Hub {
   }
 
   stats (): RealtimeStats {
-    return { connections: this.connections.size, ...this.counters }
+    return { connections: this.connections.size, ...this.counters, rooms: this.rooms.rooms.size, members: this.rooms.members }
   }
 
   async shutdown (grace: number): Promise<void> {

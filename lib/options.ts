@@ -4,7 +4,12 @@
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
+import { normalizeOrigin } from './origin.js'
+import type { UserType } from '@fastify/jwt'
 import type { RealtimeOptions } from '../types/options.js'
+import type { TokenSource } from '../types/auth.js'
+import type { FanoutAdapter } from '../types/adapter.js'
+import type { RateLimitStore } from '../types/store.js'
 
 const OptionsSchema = Type.Object({
   maxPayload: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -13,7 +18,47 @@ const OptionsSchema = Type.Object({
   shutdownGrace: Type.Optional(Type.Integer({ minimum: 0 })),
   errorBudget: Type.Optional(Type.Integer({ minimum: 0 })),
   validateEmits: Type.Optional(Type.Boolean()),
-  websocket: Type.Optional(Type.Object({}))
+  websocket: Type.Optional(Type.Object({})),
+  rateLimit: Type.Optional(Type.Union([Type.Literal(false), Type.Object({
+    rate: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    burst: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    budget: Type.Optional(Type.Integer({ minimum: 1 })),
+    // An instance: checked by its methods in resolveOptions.
+    store: Type.Optional(Type.Unknown())
+  }, { additionalProperties: false })])),
+  auth: Type.Optional(Type.Object({
+    sources: Type.Optional(Type.Array(
+      Type.Union([Type.Literal('header'), Type.Literal('cookie'), Type.Literal('protocol')]), { uniqueItems: true })),
+    cookieName: Type.Optional(Type.String({ minLength: 1 })),
+    protocolPrefix: Type.Optional(Type.String({ minLength: 1 })),
+    queryParam: Type.Optional(Type.String({ minLength: 1 })),
+    timeout: Type.Optional(Type.Integer({ minimum: 1 })),
+    grace: Type.Optional(Type.Integer({ minimum: 0 })),
+    forbiddenBudget: Type.Optional(Type.Integer({ minimum: 0 })),
+    // A function: checked by typeof in resolveOptions.
+    userId: Type.Optional(Type.Unknown())
+  }, { additionalProperties: false })),
+  origins: Type.Optional(Type.Array(Type.String())),
+  missingOrigin: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
+  subprotocols: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  connections: Type.Optional(Type.Object({
+    max: Type.Optional(Type.Integer({ minimum: 0 })),
+    perIp: Type.Optional(Type.Integer({ minimum: 0 })),
+    perUser: Type.Optional(Type.Integer({ minimum: 0 })),
+    retryAfter: Type.Optional(Type.Integer({ minimum: 0 }))
+  }, { additionalProperties: false })),
+  maxRoomsPerConnection: Type.Optional(Type.Integer({ minimum: 1 })),
+  heartbeat: Type.Optional(Type.Union([Type.Literal(false), Type.Object({
+    interval: Type.Optional(Type.Integer({ minimum: 1 })),
+    timeout: Type.Optional(Type.Integer({ minimum: 1 }))
+  }, { additionalProperties: false })])),
+  slowConsumer: Type.Optional(Type.Union([Type.Literal(false), Type.Object({
+    softLimit: Type.Optional(Type.Integer({ minimum: 0 })),
+    softTimeout: Type.Optional(Type.Integer({ minimum: 0 })),
+    hardLimit: Type.Optional(Type.Integer({ minimum: 1 }))
+  }, { additionalProperties: false })])),
+  // An instance: checked by its methods in resolveOptions.
+  adapter: Type.Optional(Type.Unknown())
 }, { additionalProperties: false })
 
 const checkOptions = Compile(OptionsSchema)
@@ -32,7 +77,44 @@ export const defaults = {
   /** Validate outgoing messages against the route's `emits` schemas (for development and tests). */
   validateEmits: false,
   /** Extra `ws` server options, used only when fastify-realtime registers @fastify/websocket itself. */
-  websocket: {} as Record<string, unknown>
+  websocket: {} as Record<string, unknown>,
+  /**
+   * Message rate per connection: a token bucket of `burst` refilled at `rate` per second. Past it a
+   * message gets `rate_limited`; `budget` such refusals (refilled one per second) and the socket closes
+   * with 4429. `store` counts limits shared between connections (lib/limits.ts).
+   */
+  rateLimit: { rate: 50, burst: 100, budget: 20, store: null } as false |
+    Readonly<{ rate: number, burst: number, budget: number, store: RateLimitStore | null }>,
+  /** Token sources, first-message auth and expiry (lib/auth.ts, lib/token.ts). */
+  auth: {
+    sources: ['header', 'protocol'] as readonly TokenSource[],
+    cookieName: 'token',
+    protocolPrefix: 'bearer.',
+    // RFC 6750's name for a token in a URI.
+    queryParam: 'access_token',
+    timeout: 5000,
+    // Secure by default: a client refreshes before `exp`, not after.
+    grace: 0,
+    forbiddenBudget: 5,
+    userId: defaultUserId as (user: UserType) => string | number | undefined
+  },
+  /** Allowed origins, serialized; null means no Origin check. */
+  origins: null as readonly string[] | null,
+  /** Browsers always send Origin on a WebSocket handshake, so a request without one is not a browser page's. */
+  missingOrigin: 'allow' as 'allow' | 'deny',
+  /** Application subprotocols the server may select; a token entry never is. */
+  subprotocols: [] as readonly string[],
+  /** Connection caps; 0 means no cap (lib/caps.ts). */
+  connections: { max: 0, perIp: 0, perUser: 0, retryAfter: 5 },
+  /** Rooms one connection may be in at once (lib/rooms.ts). */
+  maxRoomsPerConnection: 128,
+  /** Protocol pings from one sweep timer; a peer silent for `timeout` ms after a ping is terminated (lib/heartbeat.ts). */
+  heartbeat: { interval: 30_000, timeout: 10_000 } as false | Readonly<{ interval: number, timeout: number }>,
+  /** Bytes buffered for one client: over hardLimit, or over softLimit for softTimeout ms, closes it with 4008 (lib/backpressure.ts). */
+  slowConsumer: { softLimit: 512 * 1024, softTimeout: 10_000, hardLimit: 4 * 1024 * 1024 } as
+    false | Readonly<{ softLimit: number, softTimeout: number, hardLimit: number }>,
+  /** The fan-out adapter; null: an in-memory one of the plugin's own (lib/adapters/memory.ts). */
+  adapter: null as FanoutAdapter | null
 }
 
 export type ResolvedOptions = Readonly<typeof defaults>
@@ -45,5 +127,71 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
       : first.instancePath.slice(1).replaceAll('/', '.')
     throw new FRT_ERR_OPTIONS_INVALID(field, first.message)
   }
-  return Object.freeze({ ...defaults, ...options })
+  const auth = Object.freeze({ ...defaults.auth, ...options.auth })
+  if (typeof auth.userId !== 'function') throw new FRT_ERR_OPTIONS_INVALID('auth.userId', 'must be a function')
+  let origins: readonly string[] | null = null
+  if (options.origins !== undefined) {
+    origins = Object.freeze(options.origins.map((entry, i) => {
+      const origin = normalizeOrigin(entry)
+      if (origin === undefined) {
+        throw new FRT_ERR_OPTIONS_INVALID(`origins.${i}`, 'must be an origin: scheme://host[:port], no path')
+      }
+      return origin
+    }))
+  } else if (auth.sources.includes('cookie')) {
+    // A browser sends cookies on a cross-site WebSocket handshake, so cookie
+    // auth without an Origin check is open to cross-site WebSocket hijacking.
+    throw new FRT_ERR_OPTIONS_INVALID('origins', 'must be set when auth.sources includes "cookie"')
+  }
+  const subprotocols = Object.freeze([...options.subprotocols ?? []])
+  const bearer = subprotocols.find((protocol) => protocol.startsWith(auth.protocolPrefix))
+  if (bearer !== undefined) {
+    throw new FRT_ERR_OPTIONS_INVALID('subprotocols', `"${bearer}" starts with the token prefix "${auth.protocolPrefix}"`)
+  }
+  return Object.freeze({
+    ...defaults,
+    ...options,
+    auth,
+    origins,
+    subprotocols,
+    connections: Object.freeze({ ...defaults.connections, ...options.connections }),
+    ...resolveRoomOptions(options),
+    rateLimit: resolveRateLimit(options)
+  })
+}
+
+function resolveRateLimit (options: RealtimeOptions): ResolvedOptions['rateLimit'] {
+  if (options.rateLimit === false) return false
+  const rateLimit = Object.freeze({ ...defaults.rateLimit as object, ...options.rateLimit } as
+    { rate: number, burst: number, budget: number, store: RateLimitStore | null })
+  const store = rateLimit.store
+  if (store !== null && typeof (store as unknown as Record<string, unknown>)?.take !== 'function') {
+    throw new FRT_ERR_OPTIONS_INVALID('rateLimit.store', 'must have a take method')
+  }
+  return rateLimit
+}
+
+// Nested room options merge with their defaults field by field; `false` turns a feature off.
+function resolveRoomOptions (options: RealtimeOptions): Pick<ResolvedOptions, 'heartbeat' | 'slowConsumer' | 'adapter'> {
+  const heartbeat = options.heartbeat === false
+    ? false
+    : Object.freeze({ ...defaults.heartbeat as object, ...options.heartbeat } as { interval: number, timeout: number })
+  const slowConsumer = options.slowConsumer === false
+    ? false
+    : Object.freeze({ ...defaults.slowConsumer as object, ...options.slowConsumer } as { softLimit: number, softTimeout: number, hardLimit: number })
+  if (slowConsumer !== false && slowConsumer.softLimit > slowConsumer.hardLimit) {
+    throw new FRT_ERR_OPTIONS_INVALID('slowConsumer.softLimit', 'must not exceed slowConsumer.hardLimit')
+  }
+  const adapter = options.adapter ?? null
+  if (adapter !== null && (typeof adapter !== 'object' || ['subscribe', 'unsubscribe', 'publish']
+    .some((method) => typeof (adapter as unknown as Record<string, unknown>)[method] !== 'function'))) {
+    throw new FRT_ERR_OPTIONS_INVALID('adapter', 'must have subscribe, unsubscribe and publish methods')
+  }
+  return { heartbeat, slowConsumer, adapter }
+}
+
+function defaultUserId (user: UserType): string | number | undefined {
+  const { sub, id } = (user ?? {}) as { sub?: unknown, id?: unknown }
+  if (typeof sub === 'string' || typeof sub === 'number') return sub
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined
 }

@@ -10,6 +10,11 @@ export const MessageType = {
   Error: 'error',
   Ping: 'ping',
   Pong: 'pong',
+  /**
+   * Client sends its token (`{"type":"auth","data":{"token":"..."}}`): the first frame on a
+   * first-message auth route, or later on any auth route to refresh an expiring token. Acked with `{ exp }`.
+   */
+  Auth: 'auth',
   /** Client asks to join a room (routes with `joinable`): `{"type":"room:join","data":{"room":"lobby"}}`. */
   RoomJoin: 'room:join',
   /** Client asks to leave a room (routes with `joinable`). */
@@ -40,13 +45,17 @@ export const CloseCode = {
 
 /** Error codes carried in `{"type":"error","error":{"code":...}}` replies. */
 export const ErrorCode = {
+  /** Over a rate limit; `retryAfter` says when to try again, in ms. */
+  RateLimited: 'rate_limited',
   BadJson: 'bad_json',
   BadMessage: 'bad_message',
   UnknownType: 'unknown_type',
   InvalidData: 'invalid_data',
   Internal: 'internal',
-  /** A room join the route's `joinable` hook refused. */
+  /** A room join the route's `joinable` hook refused, or a message its `authorize` check refused. */
   Forbidden: 'forbidden',
+  /** A token refresh (`auth` frame) whose token was missing, invalid, expired or for another user. */
+  Unauthorized: 'unauthorized',
   /** A room name that is not 1-128 characters of `A-Z a-z 0-9 _ - . : @ /`. */
   InvalidRoom: 'invalid_room',
   /** A join past the per-connection room cap. */
@@ -71,6 +80,8 @@ export interface WireError {
   code: string
   message: string
   details?: unknown
+  /** With `rate_limited`: ms until a retry can succeed. */
+  retryAfter?: number
 }
 
 /** Thrown by `parse` for a frame that is not a protocol message; never escapes the route. */
@@ -134,7 +145,8 @@ export function serializeRoomEvent (type: string, room: string, seq: number, dat
   return data === undefined ? head + '}' : head + ',"data":' + JSON.stringify(data) + '}'
 }
 
-export function serializeAck (id: string | number, data: unknown): string {
+/** An ack without an id (an `auth` frame sent without one) leaves `id` out. */
+export function serializeAck (id: string | number | undefined, data: unknown): string {
   return JSON.stringify({ type: MessageType.Ack, id, data: data === undefined ? null : data })
 }
 

@@ -13,7 +13,11 @@ import {
   CloseCode, ErrorCode, MessageType, PONG, ProtocolError, parse, type InboundMessage, type WireError
 } from './protocol.js'
 import { RealtimeConnection } from './connection.js'
+import { RouteLimiter } from './limits.js'
+import { checkRouteRooms } from './rooms.js'
 import type { Hub } from './hub.js'
+import type { Auth, RouteAuthConfig } from './auth.js'
+import { authorizeThenInvoke, type MessageAuthorize } from './authorize.js'
 import type { ResolvedOptions } from './options.js'
 import type { RouteDefinition, SchemaMap } from '../types/route.js'
 
@@ -21,9 +25,10 @@ const RESERVED = new Set<string>(Object.values(MessageType))
 // How many schema violations an invalid_data reply lists.
 const MAX_DETAILS = 10
 
-interface CompiledMessage {
+export interface CompiledMessage {
   validator: Validator
   handler: (conn: RealtimeConnection, data: unknown) => unknown
+  authorize: MessageAuthorize | undefined
 }
 
 const kConnection = Symbol('fastify-realtime.connection')
@@ -36,6 +41,13 @@ export class CompiledRoute {
   readonly definition: RouteDefinition<SchemaMap, SchemaMap>
   readonly options: ResolvedOptions
   readonly hub: Hub
+  /** The instance's auth (lib/auth.ts) and this route's auth mode; set by index.ts. */
+  auth: Auth | null = null
+  authConfig: RouteAuthConfig | null = null
+  /** Whether any message of the route has an `authorize` check. */
+  authorizes = false
+  /** The route's rate limits; null when the plugin's `rateLimit` is false. */
+  readonly limiter: RouteLimiter | null
 
   constructor (path: string, definition: RouteDefinition<SchemaMap, SchemaMap>, options: ResolvedOptions, hub: Hub) {
     this.path = path
@@ -54,9 +66,14 @@ export class CompiledRoute {
       if (typeof message?.handler !== 'function') {
         throw new FRT_ERR_ROUTE_INVALID(path, `message "${type}" needs a handler function`)
       }
+      if (message.authorize !== undefined && typeof message.authorize !== 'function') {
+        throw new FRT_ERR_ROUTE_INVALID(path, `message "${type}" has an "authorize" that is not a function`)
+      }
+      this.authorizes ||= message.authorize !== undefined
       this.messages.set(type, {
         validator: compileSchema(path, `message "${type}"`, message.schema),
-        handler: message.handler as CompiledMessage['handler']
+        handler: message.handler as CompiledMessage['handler'],
+        authorize: message.authorize as MessageAuthorize | undefined
       })
     }
     if (typeof emits !== 'object' || emits === null) {
@@ -66,11 +83,16 @@ export class CompiledRoute {
       if (RESERVED.has(type)) throw new FRT_ERR_ROUTE_RESERVED_TYPE(path, type)
       this.emits.set(type, compileSchema(path, `emit "${type}"`, schema))
     }
-    for (const [name, hook] of [['onOpen', onOpen], ['onClose', onClose]] as const) {
+    this.authorizes ||= definition.authorize !== undefined
+    for (const [name, hook] of [['onOpen', onOpen], ['onClose', onClose], ['authorize', definition.authorize]] as const) {
       if (hook !== undefined && typeof hook !== 'function') {
         throw new FRT_ERR_ROUTE_INVALID(path, `"${name}" must be a function`)
       }
     }
+    checkRouteRooms(path, definition)
+    this.limiter = options.rateLimit === false || hub.rateLimitStore === null
+      ? null
+      : new RouteLimiter(path, options, definition.rateLimit, messages, hub.rateLimitStore)
   }
 
   /** Throws on an undeclared type, and, when `validateEmits` is on, on a payload its schema refuses. */
@@ -90,8 +112,18 @@ export class CompiledRoute {
     this.hub.add(conn)
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
+    // A first-message auth route opens (onOpen) once the `auth` frame is verified.
+    if (this.auth?.accept(conn, this.authConfig?.mode) === true) return
+    this.open(conn)
+  }
+
+  /** Runs onOpen; frames that arrived before (first-message auth) or during it are dispatched after it. */
+  open (conn: RealtimeConnection): void {
     const { onOpen } = this.definition
-    if (onOpen === undefined) return
+    if (onOpen === undefined) {
+      this.flushPending(conn)
+      return
+    }
     let result: unknown
     try {
       result = onOpen(conn)
@@ -100,8 +132,10 @@ export class CompiledRoute {
       return
     }
     if (isThenable(result)) {
-      conn.pending = []
+      conn.pending ??= []
       result.then(() => this.flushPending(conn), (err: unknown) => this.failOpen(conn, err))
+    } else {
+      this.flushPending(conn)
     }
   }
 
@@ -114,6 +148,10 @@ export class CompiledRoute {
     if (conn.closed) return
     const hub = this.hub
     hub.counters.messagesIn++
+    if (conn.auth?.waiting === true) {
+      (this.auth as Auth).firstFrame(conn, raw, isBinary)
+      return
+    }
     if (isBinary) {
       conn.close(CloseCode.UnsupportedData, 'Binary frames are not accepted on this route')
       return
@@ -123,8 +161,21 @@ export class CompiledRoute {
       this.protocolError(conn, msg, msg.id)
       return
     }
+    // Every frame counts, pings included; parsed first so a refusal carries the request id.
+    if (this.limiter?.refuse(conn, msg) === true) return
     if (msg.type === MessageType.Ping) {
       conn.send(PONG)
+      return
+    }
+    // An in-band token refresh, on routes with auth; elsewhere unknown_type.
+    if (msg.type === MessageType.Auth && this.authConfig !== null) {
+      (this.auth as Auth).refresh(conn, msg)
+      return
+    }
+    // Without `joinable` these fall through to unknown_type, as any undeclared type.
+    if ((msg.type === MessageType.RoomJoin || msg.type === MessageType.RoomLeave) &&
+      this.definition.joinable !== undefined && this.definition.joinable !== false) {
+      hub.rooms.fromClient(conn, msg)
       return
     }
     const message = this.messages.get(msg.type)
@@ -136,6 +187,18 @@ export class CompiledRoute {
       const details = message.validator.Errors(msg.data).slice(0, MAX_DETAILS)
         .map((e) => ({ path: e.instancePath, message: e.message }))
       this.protocolError(conn, { code: ErrorCode.InvalidData, message: `Invalid "${msg.type}" data`, details }, msg.id)
+      return
+    }
+    if (this.limiter?.shared != null) {
+      this.limiter.takeShared(conn, msg, conn.log, () => this.proceed(conn, message, msg), () => this.flushPending(conn))
+      return
+    }
+    this.proceed(conn, message, msg)
+  }
+
+  proceed (conn: RealtimeConnection, message: CompiledMessage, msg: InboundMessage): void {
+    if (this.authorizes) {
+      authorizeThenInvoke(this, conn, message, msg)
       return
     }
     this.invoke(conn, message, msg)
@@ -200,6 +263,7 @@ export class CompiledRoute {
 
   closed (conn: RealtimeConnection, code: number, reason: Buffer): void {
     this.hub.delete(conn)
+    this.auth?.closed(conn)
     conn.pending = null
     const { onClose } = this.definition
     if (onClose === undefined) return
@@ -225,6 +289,8 @@ function onSocketMessage (this: WebSocket, raw: RawData, isBinary: boolean): voi
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   const conn = (this as RouteSocket)[kConnection]
   conn.route.closed(conn, code, reason)
+  // After onClose ran, so the hook still sees conn.rooms; empty rooms are freed here.
+  conn.hub.rooms.leaveAll(conn)
 }
 
 function compileSchema (path: string, what: string, schema: unknown): Validator {
@@ -251,9 +317,22 @@ function statusOf (err: unknown): number | undefined {
 
 function toWireError (err: unknown): WireError {
   if (statusOf(err) === undefined) return { code: ErrorCode.Internal, message: 'Internal server error' }
-  const { code, message } = err as { code?: unknown, message?: unknown }
+  const { code, message, retryAfter } = err as { code?: unknown, message?: unknown, retryAfter?: unknown }
+  // conn.consume's refusal reads on the wire like the built-in limiter's.
+  if (code === 'FRT_ERR_RATE_LIMITED') {
+    return { code: ErrorCode.RateLimited, message: message as string, retryAfter: retryAfter as number }
+  }
   return {
     code: typeof code === 'string' ? code : 'refused',
     message: typeof message === 'string' ? message : 'Refused'
   }
+}
+
+/**
+ * Types a route definition kept in its own module, so that `app.realtime(path, chat)` and the test
+ * client (`connect<typeof chat>`) share its message types. Returns the definition unchanged.
+ */
+export function defineRoute<In extends SchemaMap, Emits extends SchemaMap = {}> (
+  definition: RouteDefinition<In, Emits>): RouteDefinition<In, Emits> {
+  return definition
 }

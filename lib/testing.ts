@@ -74,6 +74,8 @@ interface Waiter {
 export async function connect<R = unknown> (app: FastifyInstance, path: string, options: ConnectOptions = {}):
 Promise<TestClient<InboundOf<R> extends never ? SchemaMap : InboundOf<R>, EmitsOf<R> extends never ? SchemaMap : EmitsOf<R>>> {
   const defaultTimeout = options.timeout ?? 2000
+  // Before ready, Fastify's router would leave the upgrade unanswered.
+  await app.ready()
   let socket: WebSocket
   // injectWS joins client and server by in-memory streams that never emit
   // 'close' on their own, so the server side would hold a closed socket until

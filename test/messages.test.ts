@@ -1,15 +1,15 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import createError from '@fastify/error'
 import Type from 'typebox'
 import { Writable } from 'node:stream'
-import realtime, { type RealtimeOptions, type RouteDefinition } from '../index.js'
+import realtime, { defineRoute, type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { until } from './helpers/until.js'
 
 const RoomFull = createError('room_full', 'The room is full', 409)
 
-const route = {
+const route = defineRoute({
   messages: {
     say: {
       schema: Type.Object({ text: Type.String({ maxLength: 5 }) }, { additionalProperties: false }),
@@ -26,9 +26,9 @@ const route = {
     slow: { schema: Type.Number(), handler: (_conn, ms) => new Promise((resolve) => setTimeout(() => resolve(ms), ms)) }
   },
   emits: { said: Type.Object({ text: Type.String() }) }
-} satisfies RouteDefinition<any, any>
+})
 
-async function build (t: Tap.Test, options: RealtimeOptions = {}) {
+async function build (t: Test, options: RealtimeOptions = {}) {
   const lines: any[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb() } })
   const app = Fastify({ logger: { level: 'info', stream } })
@@ -42,13 +42,13 @@ async function build (t: Tap.Test, options: RealtimeOptions = {}) {
 t.test('a schema violation is refused with the list of what failed', async (t) => {
   const { app } = await build(t)
   const client = await connect<typeof route>(app, '/r')
-  const err = await client.request('say', { text: 'far too long', extra: 1 } as never).catch((e) => e)
+  const err = await client.request('say', { text: 'far too long', extra: 1 } as never).catch((e: any) => e)
   t.equal(err.code, 'FRT_ERR_TESTING_REQUEST')
   t.equal(err.error.code, 'invalid_data')
   t.same(err.error.details.map((d: any) => d.path).sort(), ['/extra', '', '/text'].sort())
   client.send('say', { text: 'ok' })
   t.same((await client.next('said')).data, { text: 'ok' }, 'the connection still works')
-  t.same(app.realtime.stats(), { connections: 1, messagesIn: 2, messagesOut: 2, protocolErrors: 1, handlerErrors: 0 })
+  t.match(app.realtime.stats(), { connections: 1, messagesIn: 2, messagesOut: 2, protocolErrors: 1, handlerErrors: 0 })
 })
 
 t.test('malformed frames get coded errors, with the id when there was one', async (t) => {
@@ -105,7 +105,7 @@ t.test('a failing handler gets a generic error; the full error goes to the log',
   const { app, lines } = await build(t)
   const client = await connect<typeof route>(app, '/r')
   for (const type of ['boom', 'reject', 'rude', 'undeclared'] as const) {
-    const err = await client.request(type, null).catch((e) => e)
+    const err = await client.request(type, null).catch((e: any) => e)
     t.same(err.error, { code: 'internal', message: 'Internal server error' }, type)
   }
   t.notOk(JSON.stringify(client.received).includes('secret'), 'no detail reaches the client')
@@ -122,7 +122,7 @@ t.test('a failing handler gets a generic error; the full error goes to the log',
 t.test('validateEmits refuses an outgoing payload its schema does not match', async (t) => {
   const { app, lines } = await build(t, { validateEmits: true })
   const client = await connect<typeof route>(app, '/r')
-  const err = await client.request('wrong', null).catch((e) => e)
+  const err = await client.request('wrong', null).catch((e: any) => e)
   t.equal(err.error.code, 'internal')
   t.match(lines.find((l) => l.msg === 'real-time handler failed').err, { code: 'FRT_ERR_EMIT_INVALID' })
   client.send('say', { text: 'fine' })
@@ -132,9 +132,9 @@ t.test('validateEmits refuses an outgoing payload its schema does not match', as
 t.test('a handler refusing with a 4xx error shows its code and message', async (t) => {
   const { app, lines } = await build(t)
   const client = await connect<typeof route>(app, '/r')
-  const err = await client.request('full', null).catch((e) => e)
+  const err = await client.request('full', null).catch((e: any) => e)
   t.same(err.error, { code: 'ROOM_FULL', message: 'The room is full' })
-  const odd = await client.request('odd', null).catch((e) => e)
+  const odd = await client.request('odd', null).catch((e: any) => e)
   t.same(odd.error, { code: 'refused', message: 'x' }, 'a non-string code is not echoed')
   t.equal(lines.filter((l) => l.msg === 'real-time handler refused a message')[0].level, 30)
 })

@@ -1,10 +1,10 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { type RouteDefinition } from '../index.js'
+import realtime, { defineRoute } from '../index.js'
 import { connect } from '../lib/testing.js'
 
-const chat = {
+const chat = defineRoute({
   messages: {
     say: {
       schema: Type.Object({ text: Type.String({ maxLength: 20 }) }),
@@ -16,9 +16,9 @@ const chat = {
     }
   },
   emits: { said: Type.Object({ text: Type.String() }) }
-} satisfies RouteDefinition<any, any>
+})
 
-async function build (t: Tap.Test) {
+async function build (t: Test) {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(realtime)

@@ -1,19 +1,19 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { type RouteDefinition } from '../index.js'
+import realtime, { defineRoute } from '../index.js'
 import { connect } from '../lib/testing.js'
 
-const route = {
+const route = defineRoute({
   messages: {
     twice: { schema: Type.Number(), handler: (conn, n) => { conn.emit('n', n); conn.emit('n', n + 1) } },
     quiet: { schema: Type.Null(), handler: () => new Promise(() => {}) },
     leave: { schema: Type.Null(), handler: (conn) => { conn.close(4000, 'bye') } }
   },
   emits: { n: Type.Number() }
-} satisfies RouteDefinition<any, any>
+})
 
-async function build (t: Tap.Test) {
+async function build (t: Test) {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(realtime)
@@ -50,6 +50,6 @@ t.test('waits fail with coded errors on timeout and on close', async (t) => {
 
 t.test('a refused upgrade rejects with the HTTP status', async (t) => {
   const app = await build(t)
-  const err = await connect(app, '/nowhere').catch((e) => e)
+  const err = await connect(app, '/nowhere').catch((e: any) => e)
   t.equal(err.statusCode, 404)
 })

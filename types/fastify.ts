@@ -1,5 +1,8 @@
+import type { LimitSpec } from './limits.js'
+import type { RateLimitResult } from './store.js'
 import type { FastifyInstance } from 'fastify'
-import type { RouteDefinition, SchemaMap } from './route.js'
+import type { EmitsOf, RouteDefinition, SchemaMap } from './route.js'
+import type { Presence, RoomEmitter } from './rooms.js'
 
 /** Counters since the plugin was registered. */
 export interface RealtimeStats {
@@ -13,6 +16,20 @@ export interface RealtimeStats {
   protocolErrors: number
   /** Handlers (and onOpen/onClose hooks) that threw or rejected. */
   handlerErrors: number
+  /** Messages refused by a rate limit. */
+  rateLimited: number
+  /** Rate-limit store failures (messages let through). */
+  rateLimitErrors: number
+  /** Rooms with at least one member on this instance now. */
+  rooms: number
+  /** Room memberships on this instance now, summed over rooms. */
+  members: number
+  /** Connections terminated for missing a heartbeat pong. */
+  heartbeatTerminations: number
+  /** Connections closed with 4008 as slow consumers. */
+  slowConsumerCloses: number
+  /** Volatile room messages skipped for a member over the soft limit. */
+  volatileDrops: number
 }
 
 /** `app.realtime`: declares routes when called, and carries the plugin's API. */
@@ -22,6 +39,25 @@ export interface RealtimeDecorator {
     this: FastifyInstance, path: string, definition: RouteDefinition<In, Emits>): FastifyInstance
   /** A snapshot of the counters. */
   stats (): RealtimeStats
+  /**
+   * Takes `cost` (default 1) from the bucket `key` of the plugin's rate-limit store (shared by every
+   * instance on a RedisStore): the same machinery as message limits, for the app's own actions.
+   * Always allowed when the plugin's `rateLimit` is false.
+   */
+  rateLimit (key: string, limit: LimitSpec & { cost?: number }): Promise<RateLimitResult>
+  /**
+   * Sends to a room from anywhere (handlers, HTTP routes, jobs). Untyped by default; pass a route
+   * definition to type it: `app.realtime.to<typeof chat>('lobby').emit('said', ...)`. Unlike `conn.to`,
+   * it cannot check the payload against a route's schema. Throws FRT_ERR_ROOM_NAME on a bad name.
+   */
+  to<R = unknown>(room: string): RoomEmitter<EmitsOf<R> extends never ? SchemaMap : EmitsOf<R>>
+  /** The members of a room. A promise, so that a fan-out adapter can make it cluster-wide. */
+  presence (room: string): Promise<Presence>
+  /**
+   * Closes every connection of a user on this instance with 4401 (default reason "Access revoked") and
+   * returns how many. The id is what `auth.userId` returns (default `sub`, else `id`), compared as a string.
+   */
+  disconnectUser (id: string | number, reason?: string): number
 }
 
 declare module 'fastify' {

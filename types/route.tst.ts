@@ -1,7 +1,7 @@
 import { expect, test } from 'tstyche'
 import Fastify, { type FastifyInstance } from 'fastify'
-import Type, { type Static } from 'typebox'
-import realtime, { type Connection, type RouteDefinition, type RealtimeStats } from '../index.js'
+import Type from 'typebox'
+import realtime, { defineRoute, type Connection, type RealtimeStats } from '../index.js'
 import { connect, type TestClient } from '../lib/testing.js'
 
 const app = Fastify()
@@ -44,22 +44,44 @@ test('Fastify route options are accepted; unknown keys are not', () => {
   expect(app.realtime).type.not.toBeCallableWith('/r', { emits: {} })
 })
 
+test('defineRoute infers the same types as app.realtime', () => {
+  defineRoute({
+    messages: {
+      add: {
+        schema: Type.Object({ a: Type.Number() }),
+        handler: (conn, data) => {
+          expect(data).type.toBe<{ a: number }>()
+          expect(conn.emit).type.not.toBeCallableWith('sum', { total: '1' })
+          conn.emit('sum', { total: data.a })
+        }
+      }
+    },
+    emits: { sum: Type.Object({ total: Type.Number() }) }
+  })
+})
+
 test('app.realtime returns the instance and has stats', () => {
   expect(app.realtime('/x', { messages: {} })).type.toBe<FastifyInstance>()
   expect(app.realtime.stats()).type.toBe<RealtimeStats>()
 })
 
 test('the test client is typed from a route definition', async () => {
-  const chat = {
-    messages: { say: { schema: Type.Object({ text: Type.String() }), handler: () => {} } },
+  const chat = defineRoute({
+    messages: {
+      say: {
+        schema: Type.Object({ text: Type.String() }),
+        handler: (conn, data) => { conn.emit('said', { text: data.text, at: 1 }) }
+      }
+    },
     emits: { said: Type.Object({ text: Type.String(), at: Type.Number() }) }
-  } satisfies RouteDefinition<any, any>
+  })
+  app.realtime('/chat', chat)
   const client = await connect<typeof chat>(app, '/chat')
   expect(client.send).type.toBeCallableWith('say', { text: 'x' })
   expect(client.send).type.not.toBeCallableWith('say', { text: 1 })
   expect(client.send).type.not.toBeCallableWith('shout', { text: 'x' })
   const said = await client.next('said')
-  expect(said.data).type.toBe<Static<typeof chat.emits.said>>()
+  expect(said.data).type.toBe<{ text: string, at: number }>()
   expect(client.next).type.not.toBeCallableWith('unknown')
 
   const loose = await connect(app, '/any')

@@ -1,0 +1,49 @@
+// Slow consumers: a client that reads slower than the server writes makes the
+// server buffer for it. Past the hard limit, or past the soft limit for longer
+// than softTimeout, the connection is closed with 4008, so one stalled client
+// can hold at most about hardLimit bytes of server memory.
+import { CloseCode } from './protocol.js'
+import type { RealtimeConnection } from './connection.js'
+import type { ResolvedOptions } from './options.js'
+
+interface Counters { slowConsumerCloses: number }
+
+export class Backpressure {
+  readonly softLimit: number
+  readonly softTimeout: number
+  readonly hardLimit: number
+  readonly counters: Counters
+
+  constructor (options: ResolvedOptions['slowConsumer'], counters: Counters) {
+    // Off: nothing is ever slow, so nothing is closed and volatile emits go to everyone.
+    this.softLimit = options === false ? Infinity : options.softLimit
+    this.softTimeout = options === false ? Infinity : options.softTimeout
+    this.hardLimit = options === false ? Infinity : options.hardLimit
+    this.counters = counters
+  }
+
+  /** Whether a volatile message should skip this connection. */
+  isSlow (conn: RealtimeConnection): boolean {
+    return conn.socket.bufferedAmount > this.softLimit
+  }
+
+  /** Called after each send (and by the heartbeat sweep for connections already over the soft limit). */
+  check (conn: RealtimeConnection): void {
+    const buffered = conn.socket.bufferedAmount
+    if (buffered <= this.softLimit) {
+      conn.slowSince = 0
+      return
+    }
+    if (conn.closed) return
+    const now = Date.now()
+    if (buffered > this.hardLimit || (conn.slowSince !== 0 && now - conn.slowSince >= this.softTimeout)) {
+      this.counters.slowConsumerCloses++
+      conn.log.warn({ bufferedAmount: buffered }, 'closing a slow consumer')
+      // The close frame queues behind the backlog; ws destroys the socket after closeTimeout
+      // if the peer never reads it. Nothing more is queued meanwhile: the socket is closing.
+      conn.close(CloseCode.SlowConsumer, 'Slow consumer')
+      return
+    }
+    if (conn.slowSince === 0) conn.slowSince = now
+  }
+}

@@ -1,0 +1,252 @@
+// The local room registry: who is in which room on this instance, the per-room
+// seq, and broadcast. A broadcast is serialized once into one Buffer that every
+// member's socket sends as is, and handed to the fan-out adapter for the other
+// instances. Empty rooms are freed at once.
+import type { FastifyBaseLogger } from 'fastify'
+import { FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
+import { ErrorCode, MessageType, serializeRoomEvent, type InboundMessage } from './protocol.js'
+import { MemoryAdapter } from './adapters/memory.js'
+import type { RealtimeConnection } from './connection.js'
+import type { CompiledRoute } from './route.js'
+import type { Hub } from './hub.js'
+import type { ResolvedOptions } from './options.js'
+import type { FanoutAdapter, FanoutReceive } from '../types/adapter.js'
+import type { Presence, PresenceMember, RoomEmitter } from '../types/rooms.js'
+import type { RouteDefinition, SchemaMap } from '../types/route.js'
+
+// Safe in logs, URLs and Redis channel names; no spaces, quotes or control characters.
+const ROOM_NAME = /^[\w\-.:@/]{1,128}$/
+const INVALID_ROOM = 'Room names are 1-128 characters of A-Z a-z 0-9 _ - . : @ /'
+
+export function isRoomName (name: unknown): name is string {
+  return typeof name === 'string' && ROOM_NAME.test(name)
+}
+
+/** Checks the room options of a route definition when the route is declared. */
+export function checkRouteRooms (path: string, definition: RouteDefinition<SchemaMap, SchemaMap>): void {
+  const { joinable, presence } = definition
+  if (joinable !== undefined && typeof joinable !== 'boolean' && typeof joinable !== 'function') {
+    throw new FRT_ERR_ROUTE_INVALID(path, '"joinable" must be a boolean or a function (conn, room) => boolean')
+  }
+  if (presence !== undefined && typeof presence !== 'boolean') {
+    throw new FRT_ERR_ROUTE_INVALID(path, '"presence" must be a boolean')
+  }
+}
+
+function checkName (name: unknown): asserts name is string {
+  if (!isRoomName(name)) {
+    // The name may be hostile: show a bounded excerpt only.
+    throw new FRT_ERR_ROOM_NAME(typeof name === 'string' ? JSON.stringify(name.slice(0, 64)) : typeof name)
+  }
+}
+
+class Room {
+  readonly name: string
+  readonly members = new Set<RealtimeConnection>()
+  /** The seq of the last message sent to this room from here. */
+  seq = 0
+  constructor (name: string) {
+    this.name = name
+  }
+}
+
+export class Rooms {
+  readonly rooms = new Map<string, Room>()
+  readonly adapter: FanoutAdapter
+  readonly hub: Hub
+  readonly log: FastifyBaseLogger
+  readonly maxPerConnection: number
+  readonly userId: ResolvedOptions['auth']['userId']
+  /** Memberships on this instance, summed over rooms. */
+  members = 0
+  // One function for every subscription, so the adapter never holds a closure per room.
+  readonly #receive: FanoutReceive
+
+  constructor (hub: Hub, options: ResolvedOptions, log: FastifyBaseLogger) {
+    this.hub = hub
+    this.log = log
+    this.maxPerConnection = options.maxRoomsPerConnection
+    this.userId = options.auth.userId
+    this.adapter = options.adapter ?? new MemoryAdapter()
+    this.#receive = (name, frame, volatile) => {
+      const room = this.rooms.get(name)
+      if (room !== undefined) this.#deliver(room, frame, null, volatile)
+    }
+  }
+
+  /** Resolves once the fan-out adapter listens to the room; the local membership is immediate. */
+  async join (conn: RealtimeConnection, name: string): Promise<void> {
+    checkName(name)
+    if (conn.closed || conn.joined.has(name)) return
+    if (conn.joined.size >= this.maxPerConnection) throw new FRT_ERR_ROOM_LIMIT(this.maxPerConnection)
+    let room = this.rooms.get(name)
+    const created = room === undefined
+    if (room === undefined) {
+      room = new Room(name)
+      this.rooms.set(name, room)
+    }
+    if (conn.route.definition.presence === true) {
+      this.emit(name, MessageType.PresenceJoin, this.presenceOf(conn), null, false)
+    }
+    room.members.add(conn)
+    conn.joined.add(name)
+    this.members++
+    if (created) await this.adapter.subscribe(name, this.#receive)
+  }
+
+  /** Returns whether the connection was a member. */
+  leave (conn: RealtimeConnection, name: string): boolean {
+    if (!conn.joined.delete(name)) return false
+    const room = this.rooms.get(name) as Room
+    room.members.delete(conn)
+    this.members--
+    // Sent even when no local member is left: other instances may still have some.
+    if (conn.route.definition.presence === true) {
+      this.emit(name, MessageType.PresenceLeave, this.presenceOf(conn), null, false)
+    }
+    if (room.members.size === 0) {
+      this.rooms.delete(name)
+      this.#settle(this.adapter.unsubscribe(name), name)
+    }
+    return true
+  }
+
+  leaveAll (conn: RealtimeConnection): void {
+    for (const name of conn.joined) this.leave(conn, name)
+  }
+
+  to (name: string, route: CompiledRoute | null): RoomTarget {
+    checkName(name)
+    return new RoomTarget(this, name, route, null, false)
+  }
+
+  emit (name: string, type: string, data: unknown, except: readonly RealtimeConnection[] | null, volatile: boolean): void {
+    const room = this.rooms.get(name)
+    // seq is this instance's count for the room; a room with no member here has
+    // none yet. A cluster-wide seq is for the fan-out adapter issue to provide.
+    const seq = room === undefined ? 1 : ++room.seq
+    const frame = Buffer.from(serializeRoomEvent(type, name, seq, data))
+    if (room !== undefined) this.#deliver(room, frame, except, volatile)
+    this.adapter.publish(name, frame, volatile)
+  }
+
+  presence (name: string): Presence {
+    checkName(name)
+    const members: PresenceMember[] = []
+    const room = this.rooms.get(name)
+    if (room !== undefined) for (const conn of room.members) members.push(this.presenceOf(conn))
+    return { count: members.length, members }
+  }
+
+  /** A client's `room:join` or `room:leave`, on a route with `joinable`. Replies; never throws. */
+  fromClient (conn: RealtimeConnection, msg: InboundMessage): void {
+    const name = (msg.data as { room?: unknown } | null | undefined)?.room
+    if (!isRoomName(name)) {
+      conn.route.protocolError(conn, { code: ErrorCode.InvalidRoom, message: INVALID_ROOM }, msg.id)
+      return
+    }
+    if (msg.type === MessageType.RoomLeave) {
+      this.leave(conn, name)
+      if (msg.id !== undefined) conn.ack(msg.id, null)
+      return
+    }
+    const joinable = conn.route.definition.joinable
+    if (joinable === true) {
+      this.#clientJoin(conn, name, msg, true)
+      return
+    }
+    let allowed: boolean | PromiseLike<boolean>
+    try {
+      allowed = (joinable as (c: RealtimeConnection, room: string) => boolean | PromiseLike<boolean>)(conn, name)
+    } catch (err) {
+      conn.route.handlerError(conn, err, msg)
+      return
+    }
+    if (isThenable(allowed)) {
+      allowed.then((ok) => this.#clientJoin(conn, name, msg, ok), (err: unknown) => conn.route.handlerError(conn, err, msg))
+    } else {
+      this.#clientJoin(conn, name, msg, allowed)
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.adapter.close?.()
+  }
+
+  /** The user id is the one auth uses (`auth.userId`), as a string; null when anonymous. */
+  presenceOf (conn: RealtimeConnection): PresenceMember {
+    const user = conn.user
+    const id = user === undefined ? undefined : this.userId(user)
+    return { connId: conn.id, userId: id === undefined ? null : String(id) }
+  }
+
+  #clientJoin (conn: RealtimeConnection, name: string, msg: InboundMessage, allowed: boolean): void {
+    if (allowed !== true) {
+      conn.error({ code: ErrorCode.Forbidden, message: `Not allowed to join "${name}"` }, msg.id)
+      return
+    }
+    // Checked here, after the hook, so that concurrent joins cannot pass the cap together.
+    if (!conn.joined.has(name) && conn.joined.size >= this.maxPerConnection) {
+      conn.error({ code: ErrorCode.RoomLimit, message: `A connection may be in at most ${this.maxPerConnection} rooms` }, msg.id)
+      return
+    }
+    this.join(conn, name).then(
+      () => { if (msg.id !== undefined) conn.ack(msg.id, null) },
+      (err: unknown) => conn.route.handlerError(conn, err, msg)
+    )
+  }
+
+  #deliver (room: Room, frame: Buffer, except: readonly RealtimeConnection[] | null, volatile: boolean): void {
+    const backpressure = this.hub.backpressure
+    for (const conn of room.members) {
+      if (except !== null && except.includes(conn)) continue
+      if (volatile && backpressure.isSlow(conn)) {
+        this.hub.counters.volatileDrops++
+        continue
+      }
+      conn.send(frame)
+    }
+  }
+
+  #settle (result: void | Promise<void>, name: string): void {
+    if (isThenable(result)) {
+      result.then(undefined, (err: unknown) => this.log.error({ err, room: name }, 'fan-out adapter failed to unsubscribe'))
+    }
+  }
+}
+
+/** `to(room)`: immutable, so `except` and `volatile` derive new targets without touching shared ones. */
+export class RoomTarget implements RoomEmitter {
+  readonly #rooms: Rooms
+  readonly #name: string
+  readonly #route: CompiledRoute | null
+  readonly #except: readonly RealtimeConnection[] | null
+  readonly #volatile: boolean
+
+  constructor (rooms: Rooms, name: string, route: CompiledRoute | null, except: readonly RealtimeConnection[] | null, volatile: boolean) {
+    this.#rooms = rooms
+    this.#name = name
+    this.#route = route
+    this.#except = except
+    this.#volatile = volatile
+  }
+
+  emit (type: string, data: unknown): void {
+    // A connection's target checks the route's declared emits; the app-level one cannot know a route.
+    this.#route?.checkEmit(type, data)
+    this.#rooms.emit(this.#name, type, data, this.#except, this.#volatile)
+  }
+
+  except (...connections: unknown[]): RoomTarget {
+    const except = [...(this.#except ?? []), ...connections as RealtimeConnection[]]
+    return new RoomTarget(this.#rooms, this.#name, this.#route, except, this.#volatile)
+  }
+
+  get volatile (): RoomTarget {
+    return new RoomTarget(this.#rooms, this.#name, this.#route, this.#except, true)
+  }
+}
+
+function isThenable<T> (value: unknown): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | null)?.then === 'function'
+}
