@@ -1,41 +1,47 @@
 // The example chat's real-time route, kept apart from the server so that tests
-// (and the README) can type a test client from it.
+// (and the README) can type a test client from it. Users are guests: the page
+// gets a short-lived token for a name from POST /token, and presence lists
+// user ids (the names), so the list stays right across instances.
 import Type from 'typebox'
-import { defineRoute, type Connection } from '../index.js'
+import { defineRoute } from '../index.js'
 
-const Name = Type.String({ minLength: 1, maxLength: 32, pattern: '^[\\w .-]+$' })
-
-const emits = {
-  said: Type.Object({ from: Type.String(), text: Type.String(), at: Type.Number() })
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: { sub: string }
+    user: { sub: string }
+  }
 }
 
+export const Name = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9 _.-]+$' })
+const Room = Type.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9-]+$' })
+
 export const chat = defineRoute({
+  auth: 'handshake',
+  presence: true,
   messages: {
-    hello: {
-      schema: Type.Object({ name: Name }, { additionalProperties: false }),
-      handler: (conn, data) => {
-        names.set(conn.id, data.name)
-        return { you: data.name }
+    enter: {
+      schema: Type.Object({ room: Room }, { additionalProperties: false }),
+      // The ack is the room's member list; presence:join/leave events keep it current.
+      handler: async (conn, { room }) => {
+        await conn.join(`room:${room}`)
+        return conn.request.server.realtime.presence(`room:${room}`)
       }
     },
+    leave: {
+      schema: Type.Object({ room: Room }, { additionalProperties: false }),
+      handler: (conn, { room }) => conn.leave(`room:${room}`)
+    },
     say: {
-      schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
-      handler: (conn, data) => {
-        const from = names.get(conn.id) ?? 'anonymous'
-        const message = { from, text: data.text, at: Date.now() }
-        for (const peer of peers) peer.emit('said', message)
-        return { delivered: peers.size }
+      schema: Type.Object({ room: Room, text: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
+      rateLimit: { rate: 2, burst: 10 },
+      handler: (conn, { room, text }) => {
+        if (!conn.rooms.has(`room:${room}`)) return false
+        conn.to(`room:${room}`).emit('said', { from: conn.user?.sub ?? 'guest', text, at: Date.now() })
+        return true
       }
     }
   },
-  emits,
-  onOpen: (conn) => { peers.add(conn) },
-  onClose: (conn) => {
-    peers.delete(conn)
-    names.delete(conn.id)
+  emits: {
+    said: Type.Object({ from: Type.String(), text: Type.String(), at: Type.Number() })
   }
 })
-
-// Until rooms land in the example, the chat is one room kept here.
-const peers = new Set<Connection<typeof emits>>()
-const names = new Map<string, string>()

@@ -1,35 +1,51 @@
 // The example chat: `npm start`, then open http://127.0.0.1:3000 in two tabs.
 import Fastify, { type FastifyServerOptions } from 'fastify'
+import jwt from '@fastify/jwt'
+import Type from 'typebox'
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import realtime from '../index.js'
-import { chat } from './chat.js'
-
-const page = new URL('../../example/public/index.html', import.meta.url)
+import { chat, Name } from './chat.js'
 
 export async function buildApp (options: FastifyServerOptions = {}) {
   const app = Fastify(options)
-  await app.register(realtime)
+  await app.register(jwt, {
+    // A random key per process is enough: a page gets its token from the process it talks to.
+    secret: process.env.JWT_SECRET ?? randomBytes(32).toString('hex'),
+    sign: { algorithm: 'HS256', expiresIn: '1h' },
+    verify: { algorithms: ['HS256'] }
+  })
+  await app.register(realtime, { subprotocols: ['chat.v1'] })
   app.realtime('/chat', chat)
+
+  // Guest login: a token for a name. A real app would check a password or an SSO session here.
+  app.post('/token', {
+    schema: { body: Type.Object({ name: Name }, { additionalProperties: false }) }
+  }, async (request) => {
+    const { name } = request.body as { name: string }
+    return { token: app.jwt.sign({ sub: name }) }
+  })
   app.get('/', async (_request, reply) => {
-    // Read per request: the page is small and this keeps edits live while hacking on it.
     reply.type('text/html; charset=utf-8')
     return readFile(pageFile())
   })
   return app
 }
 
-// Compiled to dist/example/, run from the repository: find the page either way.
+// Run from the repository, compiled to dist/example/: find the page either way.
 function pageFile (): URL {
-  return import.meta.url.includes('/dist/') ? page : new URL('./public/index.html', import.meta.url)
+  return import.meta.url.includes('/dist/')
+    ? new URL('../../example/public/index.html', import.meta.url)
+    : new URL('./public/index.html', import.meta.url)
 }
 
+/* c8 ignore start: the entry point, run by `npm start`, not by the test suite */
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const app = await buildApp({ logger: true })
-  const port = Number(process.env.PORT ?? 3000)
-  const host = process.env.HOST ?? '127.0.0.1'
-  await app.listen({ port, host })
+  await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
   }
 }
+/* c8 ignore stop */

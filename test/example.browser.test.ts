@@ -1,12 +1,13 @@
 // The example page in a real browser: Debian's headless Chromium driven by
-// playwright-core (no browser download), two tabs chatting through the server.
+// playwright-core (no browser download): guests log in, meet in a room, see each
+// other in the presence list and chat; another room hears nothing.
 import t from 'tap'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Page } from 'playwright-core'
 import { buildApp } from '../example/server.js'
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
-t.test('two browser tabs chat through the example server', async (t) => {
+t.test('browser tabs chat in rooms with a live presence list', async (t) => {
   const app = await buildApp()
   t.teardown(() => app.close())
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
@@ -16,26 +17,39 @@ t.test('two browser tabs chat through the example server', async (t) => {
       '--disable-background-networking', '--disable-component-update', '--disable-sync']
   })
   t.teardown(() => browser.close())
-  const [alice, bob] = await Promise.all([browser.newPage(), browser.newPage()])
-  for (const [page, name] of [[alice, 'alice'], [bob, 'bob']] as const) {
+
+  async function open (name: string, room: string): Promise<Page> {
+    const page = await browser.newPage()
     await page.goto(url)
-    await page.waitForSelector('#status:text("connected")')
-    await page.fill('#hello input', name)
-    await page.click('#hello button')
+    await page.fill('#login input', name)
+    await page.click('#login button')
     await page.waitForSelector(`#status:text("connected as ${name}")`)
+    await page.fill('#room input', room)
+    await page.click('#room button')
+    await page.waitForSelector(`#title:text("#${room}")`)
+    return page
   }
+
+  const alice = await open('alice', 'lobby')
+  const bob = await open('bob', 'lobby')
+  const carol = await open('carol', 'kitchen')
+  await alice.waitForSelector('#members li:text("bob")')
+  t.same(await bob.$$eval('#members li', (items) => items.map((li) => li.textContent)), ['alice', 'bob'])
+
   await alice.fill('#say input', 'hello from a browser')
   await alice.click('#say button')
   await bob.waitForSelector('#log li:text("alice: hello from a browser")')
   await alice.waitForSelector('#log li:text("alice: hello from a browser")')
+  t.equal(await carol.$$eval('#log li', (items) => items.length), 0, 'the kitchen heard nothing')
 
-  // The page shows the server's coded error for a name the schema refuses.
-  const carol = await browser.newPage()
-  await carol.goto(url)
-  await carol.waitForSelector('#status:text("connected")')
-  await carol.fill('#hello input', '<b>')
-  await carol.click('#hello button')
-  const error = await carol.waitForSelector('#log li.error')
-  t.match(await error.textContent(), /invalid_data/)
-  t.equal(app.realtime.stats().connections, 3)
+  await bob.close()
+  await alice.waitForSelector('#log li:text("bob left")')
+  t.same(await alice.$$eval('#members li', (items) => items.map((li) => li.textContent)), ['alice'])
+
+  // The schema's refusal reaches the page as a coded error.
+  await carol.fill('#say input', 'x')
+  await carol.evaluate(() => { (document.querySelector('#say input') as HTMLInputElement).maxLength = 1000 })
+  await carol.fill('#say input', 'y'.repeat(600))
+  await carol.click('#say button')
+  t.match(await (await carol.waitForSelector('#log li.error')).textContent(), /invalid_data/)
 })
