@@ -3,36 +3,13 @@
 // connections (per user, per IP, per anything) go through a RateLimitStore so
 // that the Redis store can make them cluster-wide.
 import { FRT_ERR_RATE_LIMITED, FRT_ERR_ROUTE_INVALID } from './errors.js'
+import { TokenBucket } from './bucket.js'
 import { CloseCode, ErrorCode, type InboundMessage } from './protocol.js'
 import type { RateLimitResult, RateLimitStore } from '../types/store.js'
 import type { LimitSpec, KeyedLimitSpec, MessageLimitOptions, RouteLimitOptions } from '../types/limits.js'
 import type { RealtimeConnection } from './connection.js'
 import type { ResolvedOptions } from './options.js'
 import type { FastifyBaseLogger } from 'fastify'
-
-/** A token bucket owned by one connection. */
-export class TokenBucket {
-  tokens: number
-  stamp: number
-
-  constructor (burst: number, now: number) {
-    this.tokens = burst
-    this.stamp = now
-  }
-
-  /** Takes `cost` tokens; returns 0 when allowed, else the ms until it would be. Denied takes consume nothing. */
-  take (now: number, rate: number, burst: number, cost: number): number {
-    if (now > this.stamp) {
-      this.tokens = Math.min(burst, this.tokens + (now - this.stamp) * rate / 1000)
-      this.stamp = now
-    }
-    if (this.tokens >= cost) {
-      this.tokens -= cost
-      return 0
-    }
-    return Math.ceil((cost - this.tokens) * 1000 / rate)
-  }
-}
 
 /** The per-connection rate-limit state; created lazily, dropped with the connection. */
 export class ConnectionLimits {

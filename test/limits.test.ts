@@ -86,6 +86,23 @@ t.test('per-type limits and costs apply independently', async (t) => {
   t.equal(client.received.filter((m) => m.type === 'error').length, 3)
 })
 
+t.test('a typed message refused by the connection bucket takes nothing from its own', async (t) => {
+  const { app, seen } = await build(t, { rateLimit: { rate: 0.001, burst: 1, budget: 100 } })
+  const client = await connect(app, '/r')
+  t.equal(await client.request('say', 'x'), null)
+  t.match(await client.request('typing', null).catch((e) => e), { error: { code: 'rate_limited' } })
+  t.equal(seen.typing, 0)
+})
+
+t.test('a message\'s cost also applies to the shared bucket', async (t) => {
+  const { app, seen } = await build(t, {}, { shared: { key: 'ip', rate: 0.001, burst: 15 } })
+  const client = await connect(app, '/r')
+  t.equal(await client.request('upload', null), null)
+  t.match(await client.request('upload', null).catch((e) => e), { error: { code: 'rate_limited' } }, '10 + 10 > 15')
+  t.equal(await client.request('say', 'x'), null, 'a cost-1 message still fits')
+  t.equal(seen.upload, 1)
+})
+
 t.test('a shared per-user limit holds across a user\'s connections', async (t) => {
   const { app, seen } = await build(t, {}, { shared: { key: 'user', rate: 0.001, burst: 3 } })
   const tab1 = await connect(app, '/r', { headers: { 'x-user': 'ada' } })
@@ -134,6 +151,28 @@ t.test('a failing store lets messages through, logged and counted, in order', as
   t.equal(calls, 2)
   t.equal(app.realtime.stats().rateLimitErrors, 2)
   t.same(client.received.map((m) => m.id), [1, 2], 'acks in order')
+})
+
+t.test('a key function decides who shares a bucket; undefined exempts', async (t) => {
+  const { app, seen } = await build(t, {}, {
+    shared: { key: (conn) => conn.request.headers['x-tenant'] as string | undefined, rate: 0.001, burst: 1 }
+  })
+  const acme1 = await connect(app, '/r', { headers: { 'x-tenant': 'acme' } })
+  const acme2 = await connect(app, '/r', { headers: { 'x-tenant': 'acme' } })
+  const exempt = await connect(app, '/r')
+  t.equal(await acme1.request('say', 'x'), null)
+  t.match(await acme2.request('say', 'x').catch((e) => e), { error: { code: 'rate_limited' } })
+  for (let i = 0; i < 3; i++) t.equal(await exempt.request('say', 'x'), null)
+  t.equal(seen.say, 4)
+})
+
+t.test('a store that throws synchronously is treated like one that rejects', async (t) => {
+  const broken: RateLimitStore = { take: () => { throw new Error('boom') } }
+  const { app, seen } = await build(t, { rateLimit: { store: broken } }, { shared: { key: 'user', rate: 1, burst: 1 } })
+  const client = await connect(app, '/r', { headers: { 'x-user': 'ada' } })
+  t.equal(await client.request('say', 'a'), null)
+  t.equal(seen.say, 1)
+  t.equal(app.realtime.stats().rateLimitErrors, 1)
 })
 
 t.test('bad limits fail at register or declaration with coded errors', async (t) => {

@@ -3,6 +3,7 @@
 // small result once a bucket exists.
 import type { RateLimitResult, RateLimitStore } from '../../types/store.js'
 import { FRT_ERR_STORE_INVALID } from '../errors.js'
+import { TokenBucket } from '../bucket.js'
 
 export interface MemoryStoreOptions {
   /** Most buckets kept; beyond it the least recently used one is dropped. Default 100_000. */
@@ -20,20 +21,16 @@ const MAX_TIMER_DELAY = 2 ** 31 - 1
 
 // A class, not an object literal, so every bucket shares one hidden class and
 // its fields are updated in place. Buckets are also the nodes of the LRU list.
-class Bucket {
+class Bucket extends TokenBucket {
   readonly key: string
-  tokens: number
-  /** When `tokens` was last brought up to date. */
-  stamp: number
   /** When the bucket will be full again, for the sweep, which knows no rate or burst. */
   fullAt: number
   prev: Bucket | null = null
   next: Bucket | null = null
 
   constructor (key: string, tokens: number, now: number) {
+    super(tokens, now)
     this.key = key
-    this.tokens = tokens
-    this.stamp = now
     this.fullAt = now
   }
 }
@@ -84,24 +81,13 @@ export class MemoryStore implements RateLimitStore {
       bucket = new Bucket(key, burst, now)
       this.#buckets.set(key, bucket)
       this.#append(bucket)
-    } else {
-      if (bucket !== this.#tail) {
-        this.#unlink(bucket)
-        this.#append(bucket)
-      }
-      // Refill lazily, for the time since the last take; a clock that went back refills nothing.
-      if (now > bucket.stamp) {
-        bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.stamp) * rate / 1000)
-        bucket.stamp = now
-      }
+    } else if (bucket !== this.#tail) {
+      this.#unlink(bucket)
+      this.#append(bucket)
     }
-
-    if (bucket.tokens >= cost) {
-      bucket.tokens -= cost
-      bucket.fullAt = bucket.stamp + (burst - bucket.tokens) * 1000 / rate
-      return { allowed: true, remaining: Math.floor(bucket.tokens), retryAfter: 0 }
-    }
-    return { allowed: false, remaining: Math.floor(bucket.tokens), retryAfter: Math.ceil((cost - bucket.tokens) * 1000 / rate) }
+    const retryAfter = bucket.take(now, rate, burst, cost)
+    if (retryAfter === 0) bucket.fullAt = bucket.stamp + (burst - bucket.tokens) * 1000 / rate
+    return { allowed: retryAfter === 0, remaining: Math.floor(bucket.tokens), retryAfter }
   }
 
   /** Stop the sweep timer. The buckets stay usable. */
