@@ -88,8 +88,10 @@ Promise<TestClient<InboundOf<R> extends never ? SchemaMap : InboundOf<R>, EmitsO
   try {
     socket = await app.injectWS(path, { headers: options.headers ?? {} })
   } catch (err) {
+    // injectWS reports a refused upgrade only in its message ("Unexpected server response: 401").
     const status = /(\d{3})/.exec((err as Error).message)
-    Object.assign(err as Error, { statusCode: status === null ? undefined : Number(status[1]) })
+    /* c8 ignore next: injectWS rejects with nothing else; any other error is rethrown as it is */
+    if (status !== null) Object.assign(err as Error, { statusCode: Number(status[1]) })
     throw err
   }
 
