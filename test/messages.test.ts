@@ -20,6 +20,8 @@ const route = defineRoute({
     reject: { schema: Type.Null(), handler: async () => { throw new Error('async secret') } },
     full: { schema: Type.Null(), handler: () => { throw new RoomFull() } },
     odd: { schema: Type.Null(), handler: () => { throw Object.assign(new Error('x'), { statusCode: 400, code: 7 }) } },
+    odder: { schema: Type.Null(), handler: () => { throw { statusCode: 409, message: 42 } } }, // eslint-disable-line no-throw-literal
+    wrongRoot: { schema: Type.Null(), handler: (conn) => { conn.emit('said', 'not an object' as never) } },
     rude: { schema: Type.Null(), handler: () => { throw null } }, // eslint-disable-line no-throw-literal
     undeclared: { schema: Type.Null(), handler: (conn) => { (conn.emit as (t: string, d: unknown) => void)('nope', 1) } },
     wrong: { schema: Type.Null(), handler: (conn) => { conn.emit('said', { text: 1 } as never) } },
@@ -124,7 +126,9 @@ t.test('validateEmits refuses an outgoing payload its schema does not match', as
   const client = await connect<typeof route>(app, '/r')
   const err = await client.request('wrong', null).catch((e: any) => e)
   t.equal(err.error.code, 'internal')
-  t.match(lines.find((l) => l.msg === 'real-time handler failed').err, { code: 'FRT_ERR_EMIT_INVALID' })
+  t.match(lines.find((l) => l.msg === 'real-time handler failed').err, { code: 'FRT_ERR_EMIT_INVALID', message: /\/text/ })
+  await client.request('wrongRoot', null).catch(() => {})
+  t.match(lines.filter((l) => l.msg === 'real-time handler failed')[1].err, { message: /: \/ must be object/ }, 'a root mismatch names /')
   client.send('say', { text: 'fine' })
   await client.next('said')
 })
@@ -136,6 +140,8 @@ t.test('a handler refusing with a 4xx error shows its code and message', async (
   t.same(err.error, { code: 'ROOM_FULL', message: 'The room is full' })
   const odd = await client.request('odd', null).catch((e: any) => e)
   t.same(odd.error, { code: 'refused', message: 'x' }, 'a non-string code is not echoed')
+  const odder = await client.request('odder', null).catch((e: any) => e)
+  t.same(odder.error, { code: 'refused', message: 'Refused' }, 'nor a non-string message')
   t.equal(lines.filter((l) => l.msg === 'real-time handler refused a message')[0].level, 30)
 })
 

@@ -60,3 +60,18 @@ t.test('a bad route definition fails at declaration with a coded error', async (
     t.throws(() => app.realtime('/bad', definition as never), { code }, JSON.stringify(definition))
   }
 })
+
+t.test('a non-object option set is refused as a whole', async (t) => {
+  t.throws(() => resolveOptions(5 as never), { code: 'FRT_ERR_OPTIONS_INVALID', message: /option options:/ })
+})
+
+t.test('the default user id is sub, else id, as a string or number', async (t) => {
+  const userId = defaults.auth.userId
+  t.equal(userId({ sub: 'ada', id: 7 } as never), 'ada')
+  t.equal(userId({ sub: 42 } as never), 42)
+  t.equal(userId({ id: 7 } as never), 7)
+  t.equal(userId({ id: 'x7' } as never), 'x7')
+  t.equal(userId({ sub: { nested: true } } as never), undefined)
+  t.equal(userId(null as never), undefined)
+  t.equal(userId('a string token payload' as never), undefined)
+})
