@@ -166,6 +166,8 @@ export class Auth {
 
   closed (conn: RealtimeConnection): void {
     const state = conn.auth
+    // Cannot happen today (accept() sets conn.auth on every connection, ws emits 'close' once); a second call stays harmless.
+    /* c8 ignore next */
     if (state === null) return
     conn.auth = null
     this.unschedule(state)

@@ -68,15 +68,16 @@ function protocolToken (header: string | undefined, prefix: string): string | un
 export function queryTokenStripper (param: string): (request: IncomingMessage) => void {
   const marker = param + '='
   return function stripQueryToken (request: RawRequest): void {
-    const url = request.url
-    const q = url === undefined ? -1 : url.indexOf('?')
-    if (q === -1 || !(url as string).includes(marker, q)) return
-    const params = new URLSearchParams((url as string).slice(q + 1))
+    // Node's server and injectWS always set url on a server-side request; `undefined` is only in the type.
+    const url = request.url as string
+    const q = url.indexOf('?')
+    if (q === -1 || !url.includes(marker, q)) return
+    const params = new URLSearchParams(url.slice(q + 1))
     const token = params.get(param)
     if (token === null) return
     params.delete(param)
     const rest = params.toString()
-    request.url = (url as string).slice(0, q) + (rest === '' ? '' : '?' + rest)
+    request.url = url.slice(0, q) + (rest === '' ? '' : '?' + rest)
     request[kQueryToken] = token
   }
 }

@@ -187,3 +187,30 @@ t.test('a failing secret provider is a 500, not a 401', async (t) => {
   await app.ready()
   t.equal(await statusOf(connect(app, '/ws', { headers: { authorization: `Bearer ${foreignToken('x')}` } })), 500)
 })
+
+t.test('a parameter that merely contains the token marker is left in the URL and never read', async (t) => {
+  const app = await buildApp(t)
+  app.realtime('/q', { ...whoami, auth: { query: true } })
+  app.realtime('/url', { messages: { url: { schema: Type.Null(), handler: (conn) => conn.request.url } } })
+  await app.ready()
+  t.equal(await statusOf(connect(app, `/q?x=access_token=${app.sign('quinn')}`)), 401)
+  const client = await connect(app, '/url?x=access_token=1')
+  t.equal(await client.request('url', null), '/url?x=access_token=1', 'the URL is not rewritten')
+  await client.close()
+})
+
+t.test('an app\'s own handleProtocols may not select a token entry', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwt, { secret: SECRET, verify: { algorithms: ['HS256'] } })
+  // It never sees the offered token; a prefixed name it makes up is refused all the same.
+  await app.register(websocket, { options: { handleProtocols: () => 'bearer.forged' } })
+  await app.register(realtime)
+  app.realtime('/ws', whoami)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const res = await upgrade(port, '/ws', { headers: { 'sec-websocket-protocol': `bearer.${app.jwt.sign({ sub: 'pat' })}, app.v2` } })
+  t.equal(res.status, 101)
+  t.equal(res.headers['sec-websocket-protocol'], undefined, 'no subprotocol rather than a token entry')
+  res.socket?.destroy()
+})

@@ -128,3 +128,19 @@ t.test('messages without a check pass on a route where only some have one', asyn
   await t.rejects(client.request('closed', null), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'forbidden' } })
   await client.close()
 })
+
+t.test('an async route check that refuses skips the message check', async (t) => {
+  const checked: string[] = []
+  const app = await build(t, {
+    authorize: async (_conn, type) => type !== 'off',
+    messages: {
+      on: { schema: Type.Null(), handler: () => 'on', authorize: () => { checked.push('on'); return true } },
+      off: { schema: Type.Null(), handler: () => 'off', authorize: () => { checked.push('off'); return true } }
+    }
+  })
+  const client = await connect(app, '/ws')
+  t.equal(await client.request('on', null), 'on')
+  await t.rejects(client.request('off', null), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'forbidden' } })
+  t.same(checked, ['on'], 'the message check ran only after the route check allowed')
+  await client.close()
+})

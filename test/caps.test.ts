@@ -114,3 +114,14 @@ t.test('caps hold with the in-memory test client too (no address: no per-IP coun
   await two.close()
   t.equal((await app.inject({ method: 'GET', url: '/ws' })).statusCode, 426, 'plain requests take no slot')
 })
+
+t.test('the per-user cap skips users without an id, and plain requests', async (t) => {
+  const { app, from } = await listen(t, { connections: { perUser: 1 } }, (app) => {
+    app.realtime('/ws', { ...route, auth: 'handshake' })
+  })
+  // Neither `sub` nor `id`: nothing to count the connection against.
+  const noId = { authorization: `Bearer ${app.jwt.sign({ name: 'nobody' } as never)}` }
+  t.equal((await from('127.0.0.11', noId)).status, 101)
+  t.equal((await from('127.0.0.11', noId)).status, 101, 'not capped as one user')
+  t.equal((await app.inject({ method: 'GET', url: '/ws' })).statusCode, 426, 'a plain GET reaches the route, not the cap')
+})
