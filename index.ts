@@ -26,6 +26,7 @@ export * from './types/store.js'
 export { MemoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisStoreClient } from './lib/stores/redis.js'
 export { MemoryAdapter, MemoryBus } from './lib/adapters/memory.js'
+export { RedisAdapter, type RedisAdapterOptions, type RedisAdapterClient } from './lib/adapters/redis.js'
 export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
 export { defineRoute } from './lib/route.js'
@@ -45,6 +46,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth)
   const handshake = new Handshake(options, auth)
+  // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
+  await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
   const ownServer = !fastify.hasDecorator('websocketServer')
   fastify.addHook('onReady', async () => heartbeat?.start())
   fastify.addHook('onClose', async () => {
@@ -95,9 +98,12 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     hub.rateLimitStore === null
       ? { allowed: true, remaining: limit.burst, retryAfter: 0 }
       : hub.rateLimitStore.take(`app:${key}`, limit.rate, limit.burst, limit.cost ?? 1)
-  realtime.disconnectUser = (id: string | number, reason?: string) => auth.disconnectUser(id, reason)
+  realtime.disconnectUser = (id: string | number, reason?: string) => {
+    hub.rooms.adapter.disconnectUser?.(String(id), reason)
+    return auth.disconnectUser(id, reason)
+  }
   realtime.to = (room: string) => hub.rooms.to(room, null)
-  realtime.presence = async (room: string) => hub.rooms.presence(room)
+  realtime.presence = async (room: string) => hub.rooms.presenceEverywhere(room)
 
   fastify.decorate('realtime', realtime)
 }

@@ -98,7 +98,8 @@ function build () {
 /** Starts a contender; resolves with the child, or with { skip } when the contender cannot run here. */
 async function startServer (contender, extraArgs = []) {
   const child = forkScript(here(`./servers/${contender.file}`), [...(contender.args ?? []), ...extraArgs], {
-    label: contender.label, execArgv: ['--expose-gc']
+    // BENCH_SERVER_ARGV adds Node flags to the servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+    label: contender.label, execArgv: ['--expose-gc', ...(process.env.BENCH_SERVER_ARGV?.split(' ').filter(Boolean) ?? [])]
   })
   try {
     const msg = await expectMessage(child, 'ready', 30_000)

@@ -5,7 +5,8 @@ import Type from 'typebox'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
-import realtime from '../index.js'
+import fastifyRedis from '@fastify/redis'
+import realtime, { RedisAdapter } from '../index.js'
 import { chat, Name } from './chat.js'
 
 export async function buildApp (options: FastifyServerOptions = {}) {
@@ -16,7 +17,12 @@ export async function buildApp (options: FastifyServerOptions = {}) {
     sign: { algorithm: 'HS256', expiresIn: '1h' },
     verify: { algorithms: ['HS256'] }
   })
-  await app.register(realtime, { subprotocols: ['chat.v1'] })
+  // With REDIS_URL, several processes share rooms, presence and revocation through Redis (README: "Scaling
+  // out over Redis"); @fastify/redis first, since the adapter needs its client. Without, all in memory.
+  const redisUrl = process.env.REDIS_URL
+  const scaled = redisUrl !== undefined && redisUrl !== ''
+  if (scaled) await app.register(fastifyRedis, { url: redisUrl })
+  await app.register(realtime, { subprotocols: ['chat.v1'], ...(scaled ? { adapter: new RedisAdapter({ client: app.redis }) } : {}) })
   app.realtime('/chat', chat)
 
   // Guest login: a token for a name. A real app would check a password or an SSO session here.

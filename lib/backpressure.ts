@@ -24,10 +24,15 @@ export class Backpressure {
 
   /** Whether a volatile message should skip this connection. */
   isSlow (conn: RealtimeConnection): boolean {
-    return conn.socket.bufferedAmount > this.softLimit
+    // slowSince first: until the flush, the buffer also holds the frames waiting
+    // corked (lib/frames.ts), which a client that keeps up drains at the flush.
+    return conn.slowSince !== 0 && conn.socket.bufferedAmount > this.softLimit
   }
 
-  /** Called after each send (and by the heartbeat sweep for connections already over the soft limit). */
+  /**
+   * Called after each send through ws, after each flush of the fast path (lib/frames.ts), on each frame
+   * to a connection already over the soft limit or past the hard one, and by the heartbeat sweep.
+   */
   check (conn: RealtimeConnection): void {
     const buffered = conn.socket.bufferedAmount
     if (buffered <= this.softLimit) {

@@ -11,16 +11,23 @@ import type { RoomTarget } from './rooms.js'
 import type { ConnectionAuth } from './auth.js'
 import type { Connection } from '../types/route.js'
 import { limitKey, rateLimited, type ConnectionLimits } from './limits.js'
+import { Frame, writeFrame } from './frames.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
-// Room frames arrive as Buffers serialized once for all members; they are still text frames.
-const TEXT = { binary: false }
+const NO_ROOMS: ReadonlySet<string> = new Set()
+
+// @fastify/websocket leaves the bytes read past the upgrade request (ws has
+// consumed them by now) on the raw request under its private `ws-head` symbol,
+// which would keep a Buffer alive for the whole life of the connection.
+function releaseUpgradeHead (raw: object): void {
+  for (const key of Object.getOwnPropertySymbols(raw)) {
+    if (key.description === 'ws-head') (raw as Record<symbol, unknown>)[key] = undefined
+  }
+}
 
 export class RealtimeConnection implements Connection {
-  readonly id: string = randomUUID()
   readonly request: FastifyRequest
-  readonly log: FastifyBaseLogger
   readonly socket: WebSocket
   readonly route: CompiledRoute
   readonly hub: Hub
@@ -34,17 +41,37 @@ export class RealtimeConnection implements Connection {
   auth: ConnectionAuth | null = null
   /** Messages `authorize` refused so far, against `auth.forbiddenBudget` (lib/authorize.ts). */
   forbidden = 0
-  /** The rooms joined, kept by lib/rooms.ts; exposed read-only as `rooms`. */
-  readonly joined = new Set<string>()
   /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it (lib/backpressure.ts). */
   slowSince = 0
+  // Made on first use: most connections never need an id, a logger or a room
+  // set, and each would cost every idle connection memory.
+  #id: string | null = null
+  #log: FastifyBaseLogger | null = null
+  #joined: Set<string> | null = null
 
   constructor (socket: WebSocket, request: FastifyRequest, route: CompiledRoute, hub: Hub) {
     this.socket = socket
     this.request = request
     this.route = route
     this.hub = hub
-    this.log = request.log.child({ connId: this.id })
+    releaseUpgradeHead(request.raw)
+  }
+
+  get id (): string {
+    // randomUUID builds its string from many pieces; a flat copy is a tenth of the size.
+    this.#id ??= Buffer.from(randomUUID(), 'latin1').toString('latin1')
+    return this.#id
+  }
+
+  get log (): FastifyBaseLogger {
+    this.#log ??= this.request.log.child({ connId: this.id })
+    return this.#log
+  }
+
+  /** The rooms joined, kept by lib/rooms.ts; exposed read-only as `rooms`. */
+  get joined (): Set<string> {
+    this.#joined ??= new Set()
+    return this.#joined
   }
 
   get user (): UserType | undefined {
@@ -60,16 +87,22 @@ export class RealtimeConnection implements Connection {
     this.send(serializeEvent(type, data))
   }
 
-  /** Sends an already-serialized frame; dropped silently once the socket is closing. */
-  send (frame: string | Buffer): void {
+  /** Sends an already-serialized message; dropped silently once the socket is closing. */
+  send (message: string | Buffer): void {
     if (this.socket.readyState !== OPEN) return
     this.hub.counters.messagesOut++
-    this.socket.send(frame, TEXT)
-    this.hub.backpressure.check(this)
+    writeFrame(this, new Frame(message))
+  }
+
+  /** Sends a message framed once for many connections (a room broadcast); dropped once the socket is closing. */
+  sendFrame (frame: Frame): void {
+    if (this.socket.readyState !== OPEN) return
+    this.hub.counters.messagesOut++
+    writeFrame(this, frame)
   }
 
   get rooms (): ReadonlySet<string> {
-    return this.joined
+    return this.#joined ?? NO_ROOMS
   }
 
   join (room: string): Promise<void> {

@@ -65,3 +65,9 @@ export const FRT_ERR_ROOM_LIMIT = createError(
 
 export const FRT_ERR_RATE_LIMITED = createError(
   'FRT_ERR_RATE_LIMITED', 'Too many messages; retry later', 429)
+
+export const FRT_ERR_ADAPTER_INVALID = createError(
+  'FRT_ERR_ADAPTER_INVALID', 'Invalid fan-out adapter: %s', 500, TypeError)
+
+export const FRT_ERR_ADAPTER_REDIS = createError(
+  'FRT_ERR_ADAPTER_REDIS', 'Redis fan-out adapter: %s', 500)

@@ -10,6 +10,9 @@ import type { RealtimeConnection } from './connection.js'
 import type { RateLimitStore } from '../types/store.js'
 import type { ResolvedOptions } from './options.js'
 
+// An adapter without counters of its own (the in-memory one) never fails.
+const NO_ADAPTER_STATS = Object.freeze({ adapterErrors: 0, adapterDropped: 0, adapterInvalid: 0 })
+
 export class Hub {
   readonly connections = new Set<RealtimeConnection>()
   /** The rate-limit store for shared limits; null when rate limits are off. Set by index.ts. */
@@ -48,7 +51,13 @@ export class Hub {
   }
 
   stats (): RealtimeStats {
-    return { connections: this.connections.size, ...this.counters, rooms: this.rooms.rooms.size, members: this.rooms.members }
+    return {
+      connections: this.connections.size,
+      ...this.counters,
+      rooms: this.rooms.rooms.size,
+      members: this.rooms.members,
+      ...this.rooms.adapter.stats?.() ?? NO_ADAPTER_STATS
+    }
   }
 
   async shutdown (grace: number): Promise<void> {

@@ -145,6 +145,15 @@ export function serializeRoomEvent (type: string, room: string, seq: number, dat
   return data === undefined ? head + '}' : head + ',"data":' + JSON.stringify(data) + '}'
 }
 
+/**
+ * The same room message in two parts around its seq (`head + seq + tail`), for a fan-out adapter that
+ * numbers messages cluster-wide: serialized once, before the seq is known.
+ */
+export function roomEventParts (type: string, room: string, data: unknown): [head: string, tail: string] {
+  const head = '{"type":' + JSON.stringify(type) + ',"room":' + JSON.stringify(room) + ',"seq":'
+  return [head, data === undefined ? '}' : ',"data":' + JSON.stringify(data) + '}']
+}
+
 /** An ack without an id (an `auth` frame sent without one) leaves `id` out. */
 export function serializeAck (id: string | number | undefined, data: unknown): string {
   return JSON.stringify({ type: MessageType.Ack, id, data: data === undefined ? null : data })

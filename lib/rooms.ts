@@ -4,8 +4,10 @@
 // instances. Empty rooms are freed at once.
 import type { FastifyBaseLogger } from 'fastify'
 import { FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
-import { ErrorCode, MessageType, serializeRoomEvent, type InboundMessage } from './protocol.js'
+import { ErrorCode, MessageType, roomEventParts, serializeRoomEvent, type InboundMessage } from './protocol.js'
 import { MemoryAdapter } from './adapters/memory.js'
+import { Frame } from './frames.js'
+import { Sequencer } from './sequencer.js'
 import type { RealtimeConnection } from './connection.js'
 import type { CompiledRoute } from './route.js'
 import type { Hub } from './hub.js'
@@ -61,6 +63,8 @@ export class Rooms {
   members = 0
   // One function for every subscription, so the adapter never holds a closure per room.
   readonly #receive: FanoutReceive
+  /** Set when the adapter numbers room messages cluster-wide (`sequence`); else seq is this instance's. */
+  readonly #sequencer: Sequencer | null
 
   constructor (hub: Hub, options: ResolvedOptions, log: FastifyBaseLogger) {
     this.hub = hub
@@ -68,9 +72,14 @@ export class Rooms {
     this.maxPerConnection = options.maxRoomsPerConnection
     this.userId = options.auth.userId
     this.adapter = options.adapter ?? new MemoryAdapter()
-    this.#receive = (name, frame, volatile) => {
+    this.#sequencer = typeof this.adapter.sequence === 'function'
+      ? new Sequencer(this.adapter, (room, frame, except, volatile) => this.#deliver(room as Room, frame, except, volatile))
+      : null
+    this.#receive = (name, frame, volatile, seq) => {
       const room = this.rooms.get(name)
-      if (room !== undefined) this.#deliver(room, frame, null, volatile)
+      if (room === undefined) return
+      if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile)
+      else this.#sequencer.receive(room, frame, volatile, seq)
     }
   }
 
@@ -86,11 +95,13 @@ export class Rooms {
       this.rooms.set(name, room)
     }
     if (conn.route.definition.presence === true) {
-      this.emit(name, MessageType.PresenceJoin, this.presenceOf(conn), null, false)
+      // `except`: with a cluster-wide seq the event is delivered after the join below.
+      this.emit(name, MessageType.PresenceJoin, this.presenceOf(conn), [conn], false)
     }
     room.members.add(conn)
     conn.joined.add(name)
     this.members++
+    this.adapter.addMember?.(name, this.presenceOf(conn))
     if (created) await this.adapter.subscribe(name, this.#receive)
   }
 
@@ -100,6 +111,7 @@ export class Rooms {
     const room = this.rooms.get(name) as Room
     room.members.delete(conn)
     this.members--
+    this.adapter.removeMember?.(name, this.presenceOf(conn))
     // Sent even when no local member is left: other instances may still have some.
     if (conn.route.definition.presence === true) {
       this.emit(name, MessageType.PresenceLeave, this.presenceOf(conn), null, false)
@@ -112,7 +124,8 @@ export class Rooms {
   }
 
   leaveAll (conn: RealtimeConnection): void {
-    for (const name of conn.joined) this.leave(conn, name)
+    // `rooms`, not `joined`: no set is made for a connection that never joined one.
+    for (const name of conn.rooms) this.leave(conn, name)
   }
 
   to (name: string, route: CompiledRoute | null): RoomTarget {
@@ -122,12 +135,24 @@ export class Rooms {
 
   emit (name: string, type: string, data: unknown, except: readonly RealtimeConnection[] | null, volatile: boolean): void {
     const room = this.rooms.get(name)
-    // seq is this instance's count for the room; a room with no member here has
-    // none yet. A cluster-wide seq is for the fan-out adapter issue to provide.
+    if (this.#sequencer !== null) {
+      const [head, tail] = roomEventParts(type, name, data)
+      this.#sequencer.emit(room, name, head, tail, except, volatile)
+      return
+    }
+    // seq is this instance's count for the room; a room with no member here has none yet.
     const seq = room === undefined ? 1 : ++room.seq
     const frame = Buffer.from(serializeRoomEvent(type, name, seq, data))
     if (room !== undefined) this.#deliver(room, frame, except, volatile)
     this.adapter.publish(name, frame, volatile)
+  }
+
+  /** This instance's members, plus those of every other instance when the adapter keeps presence. */
+  async presenceEverywhere (name: string): Promise<Presence> {
+    const local = this.presence(name)
+    if (this.adapter.remoteMembers === undefined) return local
+    const members = [...local.members, ...await this.adapter.remoteMembers(name)]
+    return { count: members.length, members }
   }
 
   presence (name: string): Presence {
@@ -198,13 +223,15 @@ export class Rooms {
 
   #deliver (room: Room, frame: Buffer, except: readonly RealtimeConnection[] | null, volatile: boolean): void {
     const backpressure = this.hub.backpressure
+    // Framed once: every member's socket is written the same bytes (lib/frames.ts).
+    const framed = new Frame(frame)
     for (const conn of room.members) {
       if (except !== null && except.includes(conn)) continue
       if (volatile && backpressure.isSlow(conn)) {
         this.hub.counters.volatileDrops++
         continue
       }
-      conn.send(frame)
+      conn.sendFrame(framed)
     }
   }
 

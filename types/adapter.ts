@@ -1,12 +1,36 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { PresenceMember } from './rooms.js'
+
 /**
  * Delivers a frame published on another instance to this instance's members of `room`.
  * The core calls nothing else on receipt: the bytes are sent as they came, never parsed again.
+ * `seq` is the frame's cluster-wide seq when the adapter numbers messages (`sequence`), so that the core
+ * can keep a room's messages in seq order; leave it out otherwise.
  */
-export type FanoutReceive = (room: string, frame: Buffer, volatile: boolean) => void
+export type FanoutReceive = (room: string, frame: Buffer, volatile: boolean, seq?: number) => void
+
+/** What the core gives an adapter when the plugin is registered (`attach`). */
+export interface FanoutCore {
+  /** The app's logger. */
+  readonly log: FastifyBaseLogger
+  /** Closes this instance's sockets of a user, as `disconnectUser` asked on another instance; returns how many. */
+  disconnectUser (userId: string, reason?: string): number
+}
+
+/** The adapter's own counters, merged into `app.realtime.stats()`. */
+export interface FanoutStats {
+  /** Failed or timed-out backend operations. */
+  adapterErrors: number
+  /** Broadcasts not handed to the other instances (backend down, or too many in flight). */
+  adapterDropped: number
+  /** Messages received from the backend that were not valid envelopes, dropped. */
+  adapterInvalid: number
+}
 
 /**
  * Moves room broadcasts between instances of the app. The core owns rooms, membership and `seq`;
  * an adapter only carries already-serialized frames. The in-memory default is `MemoryAdapter`.
+ * The optional members make an app cluster-wide beyond broadcasts; the core works without them.
  */
 export interface FanoutAdapter {
   /** This instance has its first local member of `room`: start receiving its frames through `receive`. */
@@ -17,4 +41,23 @@ export interface FanoutAdapter {
   publish (room: string, frame: Buffer, volatile: boolean): void
   /** Called on `app.close()`: release what the adapter opened itself (never a client the app passed in). */
   close? (): void | Promise<void>
+  /** Called once when the plugin is registered, before any other method. */
+  attach? (core: FanoutCore): void | Promise<void>
+  /**
+   * A cluster-wide `seq`. Instead of `publish`, the core hands over the frame in two parts; the adapter numbers
+   * it (`head + seq + tail` is the frame), publishes it, and calls `done(seq)` once, in bounded time, after
+   * which the core serves its own members; `done(0)` when it could not publish (the core numbers the message
+   * locally). To keep a room in seq order everywhere, call `done` and `receive` for a room in seq order.
+   */
+  sequence? (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void): void
+  /** A connection of this instance joined `room` (for cluster-wide presence). */
+  addMember? (room: string, member: PresenceMember): void
+  /** A connection of this instance left `room`. */
+  removeMember? (room: string, member: PresenceMember): void
+  /** The members of `room` on the other instances; the core adds its own. */
+  remoteMembers? (room: string): Promise<PresenceMember[]>
+  /** Asks every other instance to close the sockets of a user (each calls `FanoutCore.disconnectUser`). */
+  disconnectUser? (userId: string, reason?: string): void
+  /** The adapter's counters. */
+  stats? (): FanoutStats
 }

@@ -30,6 +30,12 @@ export interface RealtimeStats {
   slowConsumerCloses: number
   /** Volatile room messages skipped for a member over the soft limit. */
   volatileDrops: number
+  /** Fan-out backend operations that failed or timed out (0 with the in-memory adapter). */
+  adapterErrors: number
+  /** Broadcasts not handed to the other instances because the backend was down or backed up. */
+  adapterDropped: number
+  /** Messages on the backend's channels that were not valid envelopes, dropped. */
+  adapterInvalid: number
 }
 
 /** `app.realtime`: declares routes when called, and carries the plugin's API. */
@@ -51,11 +57,15 @@ export interface RealtimeDecorator {
    * it cannot check the payload against a route's schema. Throws FRT_ERR_ROOM_NAME on a bad name.
    */
   to<R = unknown>(room: string): RoomEmitter<EmitsOf<R> extends never ? SchemaMap : EmitsOf<R>>
-  /** The members of a room. A promise, so that a fan-out adapter can make it cluster-wide. */
+  /**
+   * The members of a room: on every instance when the fan-out adapter keeps presence (RedisAdapter,
+   * MemoryAdapter on a shared bus), else on this one. While Redis is unreachable, this instance's only.
+   */
   presence (room: string): Promise<Presence>
   /**
-   * Closes every connection of a user on this instance with 4401 (default reason "Access revoked") and
-   * returns how many. The id is what `auth.userId` returns (default `sub`, else `id`), compared as a string.
+   * Closes every connection of a user with 4401 (default reason "Access revoked"): on this instance at once,
+   * and on every other instance through the fan-out adapter, asynchronously. Returns how many it closed here.
+   * The id is what `auth.userId` returns (default `sub`, else `id`), compared as a string.
    */
   disconnectUser (id: string | number, reason?: string): number
 }

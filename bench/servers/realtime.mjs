@@ -10,28 +10,31 @@ import { options, serve, Skip } from './common.mjs'
 const DIST = new URL('../../dist/index.js', import.meta.url)
 const REDIS_ADAPTER = new URL('../../dist/lib/adapters/redis.js', import.meta.url)
 
-// SLOT: the Redis fan-out adapter (option `adapter`, a FanoutAdapter). Returns the plugin options that carry
-// room broadcasts through Redis at `url`, and how to release what it opened. Written against the expected
-// shape (a RedisAdapter class exported by the package, taking ioredis clients for publishing and
-// subscribing); when lib/adapters/redis.ts lands, align this one function with its documented options.
+// The Redis fan-out adapter (option `adapter`): a RedisAdapter on the app's own ioredis client, as an app
+// gets it from @fastify/redis. The adapter opens its subscriber connection itself (client.duplicate()) and
+// closes it with the app; the client is ours to quit, after the app has closed.
 async function redisAdapterOptions (url) {
   const root = await import(DIST)
   const fromModule = existsSync(REDIS_ADAPTER) ? await import(REDIS_ADAPTER) : {}
   const RedisAdapter = root.RedisAdapter ?? fromModule.RedisAdapter
   if (typeof RedisAdapter !== 'function') throw new Skip('Redis adapter not built yet (no RedisAdapter in dist/)')
   const { Redis } = await import('ioredis')
-  const publisher = new Redis(url)
-  const subscriber = new Redis(url)
+  const client = new Redis(url)
+  client.on('error', () => {})
+  await new Promise((resolve, reject) => {
+    client.once('ready', resolve)
+    client.once('end', () => reject(new Skip(`Redis at ${url} is not reachable`)))
+  })
   let adapter
   try {
-    adapter = new RedisAdapter({ publisher, subscriber })
+    adapter = new RedisAdapter({ client })
   } catch (err) {
-    await Promise.allSettled([publisher.quit(), subscriber.quit()])
-    throw new Skip(`RedisAdapter options differ from the bench's guess: ${err.message}`)
+    client.disconnect()
+    throw new Skip(`RedisAdapter refused its options: ${err.message}`)
   }
   return {
     pluginOptions: { adapter },
-    close: () => Promise.allSettled([publisher.quit(), subscriber.quit()])
+    close: () => client.quit().catch(() => client.disconnect())
   }
 }
 

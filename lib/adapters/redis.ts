@@ -1,0 +1,660 @@
+// Fan-out over Redis pub/sub (sharded pub/sub on a Redis Cluster). Publishing,
+// seq and presence go through the app's own ioredis client (never closed by
+// us) as Lua scripts defined once; receiving needs a connection in subscriber
+// mode, so the adapter opens its own with `client.duplicate()` and closes it on
+// app close. Every instance subscribes only to the rooms it has members in.
+//
+// Redis is a helper, never a dependency of local delivery: when it is down,
+// stalled or too slow, broadcasts still reach this instance's members (with a
+// local seq), are not piled up in the client's queue past `maxInFlight`, and
+// the outage is logged once and counted.
+import {
+  instanceId, readControl, readRoomEnvelope, roomHeader, controlMessage, type RoomEnvelope
+} from './envelope.js'
+import { FRT_ERR_ADAPTER_INVALID, FRT_ERR_ADAPTER_REDIS } from '../errors.js'
+import type { FanoutAdapter, FanoutCore, FanoutReceive, FanoutStats } from '../../types/adapter.js'
+import type { PresenceMember } from '../../types/rooms.js'
+
+/**
+ * What the adapter needs of the app's client: an ioredis `Redis` or `Cluster`, such as `fastify.redis`
+ * from @fastify/redis. Typed by shape so that fastify-realtime depends on no ioredis version.
+ */
+export interface RedisAdapterClient {
+  defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
+  duplicate (...args: any[]): unknown
+  readonly status: string
+  readonly isCluster?: boolean
+}
+
+export interface RedisAdapterOptions {
+  /** The app's client (e.g. `fastify.redis`): publishes, seq and presence. Never closed by the adapter. */
+  client: RedisAdapterClient
+  /** Put before every key and channel. Default `'frt:'`. */
+  prefix?: string
+  /** SSUBSCRIBE/SPUBLISH instead of SUBSCRIBE/PUBLISH. Default: true on an ioredis `Cluster`. */
+  sharded?: boolean
+  /** Milliseconds a publish may wait for Redis before local members get the message anyway. Default 2000. */
+  publishTimeout?: number
+  /** Commands waiting on `client` past which broadcasts are not published (counted as dropped). Default 1000. */
+  maxInFlight?: number
+  /** Keep cluster-wide presence in Redis. Default true. */
+  presence?: boolean
+  /** Milliseconds an instance's presence entries live unless refreshed (every third of it). Default 30000. */
+  presenceTtl?: number
+  /** Milliseconds a silent room's seq counter is kept; after that the room's seq starts again at 1. Default 86400000. */
+  seqTtl?: number
+}
+
+// The version is in the names so that two fastify-realtime versions sharing a
+// client never run each other's scripts.
+const PUBLISH = 'frtPublishV1'
+const PRESENCE_WRITE = 'frtPresenceWriteV1'
+const PRESENCE_REFRESH = 'frtPresenceRefreshV1'
+const PRESENCE_LIST = 'frtPresenceListV1'
+
+// KEYS[1]: the room's seq counter (on a cluster it also routes the call to the
+// shard of the room's channel: both carry the hash tag {room}).
+// ARGV: channel, header, head, tail, seq ttl ('0': no seq, the message is `header .. head`), '1' when sharded,
+// and how many of this room's messages this instance could not publish since its last publish: the seq
+// skips them, so that the other instances see the gap (and this one's members, which got them numbered
+// locally, see none). INCR and PUBLISH in one script: a seq is never taken without its message being
+// published, and the frame gets its seq without being serialized again.
+const PUBLISH_LUA = `
+local publish = 'PUBLISH'
+if ARGV[6] == '1' then publish = 'SPUBLISH' end
+if ARGV[5] == '0' then
+  redis.call(publish, ARGV[1], ARGV[2] .. ARGV[3])
+  return 0
+end
+local seq = redis.call('INCRBY', KEYS[1], 1 + tonumber(ARGV[7]))
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call(publish, ARGV[1], ARGV[2] .. seq .. ':' .. ARGV[3] .. seq .. ARGV[4])
+return seq
+`
+
+// KEYS[1]: the room's set of instances with members; KEYS[2]: this instance's hash connId -> userId.
+// ARGV: instance id, ttl, mode ('add', 'remove' or 'replace'), then connId[, userId] pairs.
+// Both expire unless refreshed, so a dead instance's members leave within the ttl.
+const PRESENCE_WRITE_LUA = `
+local mode = ARGV[3]
+if mode == 'replace' then redis.call('DEL', KEYS[2]) end
+if mode == 'remove' then
+  for i = 4, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+else
+  for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('SADD', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 1
+`
+
+// Same keys and ARGV[1..2]. Returns 0 when this instance's hash is gone (Redis
+// restarted, or it expired during an outage): the adapter then rewrites it.
+const PRESENCE_REFRESH_LUA = `
+if redis.call('PEXPIRE', KEYS[2], ARGV[2]) == 0 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`
+
+// KEYS[1]: the room's set of instances. ARGV[1]: this instance (left out: the
+// core lists its own members). Returns a flat list of connId, userId pairs; the
+// entries of instances whose hash expired are removed on the way. The hash keys
+// are derived from KEYS[1] and share its hash tag, hence its cluster slot.
+const PRESENCE_LIST_LUA = `
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[1] then
+    local members = redis.call('HGETALL', KEYS[1] .. ':' .. id)
+    if #members == 0 then redis.call('SREM', KEYS[1], id) end
+    for _, value in ipairs(members) do out[#out + 1] = value end
+  end
+end
+return out
+`
+
+type Publish = (key: string, channel: string, header: string, head: string, tail: string, ttl: string, sharded: string, skipped: number) => Promise<number>
+type PresenceWrite = (set: string, hash: string, id: string, ttl: string, mode: string, ...pairs: string[]) => Promise<number>
+type PresenceRefresh = (set: string, hash: string, id: string, ttl: string) => Promise<number>
+type PresenceList = (set: string, id: string) => Promise<string[]>
+
+/** The part of an ioredis connection in subscriber mode that the adapter uses. */
+interface Subscriber {
+  readonly status: string
+  on (event: string, listener: (...args: any[]) => void): unknown
+  once (event: string, listener: (...args: any[]) => void): unknown
+  subscribe (...channels: string[]): Promise<unknown>
+  unsubscribe (...channels: string[]): Promise<unknown>
+  ssubscribe (...channels: string[]): Promise<unknown>
+  sunsubscribe (...channels: string[]): Promise<unknown>
+  disconnect (): void
+}
+
+const MAX_SKIPPED_ROOMS = 10_000
+
+const defaults = {
+  prefix: 'frt:',
+  publishTimeout: 2000,
+  maxInFlight: 1000,
+  presence: true,
+  presenceTtl: 30_000,
+  seqTtl: 86_400_000
+}
+
+/** One publish on its way. */
+interface Pending {
+  room: string
+  done: (seq: number) => void
+  deadline: number
+  /** The seq Redis answered; 0 until then. */
+  seq: number
+  settled: boolean
+  failed: boolean
+  /**
+   * Settled when its own copy comes back through our subscription rather than on Redis's answer: the
+   * subscription carries every instance's messages of the room in seq order, so ours take their place among them.
+   */
+  echo: boolean
+}
+
+function invalid (field: string, rule: string): never {
+  throw new FRT_ERR_ADAPTER_INVALID(`RedisAdapter option ${field} must be ${rule}`)
+}
+
+function positive (options: RedisAdapterOptions, field: 'publishTimeout' | 'maxInFlight' | 'presenceTtl' | 'seqTtl'): number {
+  const value = options[field] ?? defaults[field]
+  if (!Number.isInteger(value) || value < 1) invalid(field, 'a positive integer')
+  return value
+}
+
+const userValue = (member: PresenceMember): string => JSON.stringify(member.userId)
+
+export class RedisAdapter implements FanoutAdapter {
+  /** This instance's id, in every envelope it publishes; its own messages are dropped by it. */
+  readonly id = instanceId()
+  readonly client: RedisAdapterClient
+  readonly options: Readonly<Required<Omit<RedisAdapterOptions, 'client'>>>
+  readonly #counters: FanoutStats = { adapterErrors: 0, adapterDropped: 0, adapterInvalid: 0 }
+  readonly #origin = Buffer.from(this.id)
+  readonly #publish: Publish
+  readonly #presenceWrite: PresenceWrite
+  readonly #presenceRefresh: PresenceRefresh
+  readonly #presenceList: PresenceList
+  readonly #control: string
+  readonly #ttl: string
+  readonly #seqTtl: string
+  readonly #sharded: string
+  /** Channel to room, for the rooms this instance is subscribed to. */
+  readonly #channels = new Map<string, string>()
+  /** Room to channel, the same subscriptions. */
+  readonly #rooms = new Map<string, string>()
+  #receive: FanoutReceive | null = null
+  /** Rooms whose subscription Redis confirmed on the current connection: our publishes there come back. */
+  readonly #confirmed = new Set<string>()
+  /** Per room, our publishes waiting for their copy to come back, in the order sent. */
+  readonly #echoes = new Map<string, Pending[]>()
+  /** This instance's members by room: connId -> userId as stored. */
+  readonly #members = new Map<string, Map<string, string>>()
+  /** Per room, messages numbered locally because they could not be published: the next seq skips them. */
+  readonly #skipped = new Map<string, number>()
+  /** Rooms whose presence hash must be rewritten (a write failed). */
+  readonly #dirty = new Set<string>()
+  #core: FanoutCore | null = null
+  #subscriber: Subscriber | null = null
+  #refresh: NodeJS.Timeout | null = null
+  #refreshing = false
+  /** Commands sent on `client` and not answered yet. */
+  #inFlight = 0
+  /** Publishes waiting for their seq, oldest first: one timer serves them all. */
+  #waiting: Pending[] = []
+  #timer: NodeJS.Timeout | null = null
+  #outage = false
+  /** The last resubscription after a (re)connect. */
+  #resubscribed: Promise<unknown> = Promise.resolve()
+  #closed = false
+  readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0) }
+
+  constructor (options: RedisAdapterOptions) {
+    if (options === null || typeof options !== 'object') invalid('options', 'an object with a client')
+    const { client } = options
+    if (client === null || typeof client !== 'object' || typeof client.defineCommand !== 'function' ||
+      typeof client.duplicate !== 'function') {
+      invalid('client', 'an ioredis Redis or Cluster client (e.g. fastify.redis)')
+    }
+    const prefix = options.prefix ?? defaults.prefix
+    if (typeof prefix !== 'string') invalid('prefix', 'a string')
+    const sharded = options.sharded ?? client.isCluster === true
+    if (typeof sharded !== 'boolean') invalid('sharded', 'a boolean')
+    const presence = options.presence ?? defaults.presence
+    if (typeof presence !== 'boolean') invalid('presence', 'a boolean')
+    this.client = client
+    this.options = Object.freeze({
+      prefix,
+      sharded,
+      presence,
+      publishTimeout: positive(options, 'publishTimeout'),
+      maxInFlight: positive(options, 'maxInFlight'),
+      presenceTtl: positive(options, 'presenceTtl'),
+      seqTtl: positive(options, 'seqTtl')
+    })
+    this.#control = prefix + 'control'
+    this.#ttl = String(this.options.presenceTtl)
+    this.#seqTtl = String(this.options.seqTtl)
+    this.#sharded = sharded ? '1' : '0'
+    const commands = client as unknown as Record<string, unknown>
+    // Once per client: other adapters on the same client reuse the scripts and
+    // ioredis's cached SHAs (it falls back to EVAL by itself after a Redis restart).
+    for (const [name, lua, keys] of [[PUBLISH, PUBLISH_LUA, 1], [PRESENCE_WRITE, PRESENCE_WRITE_LUA, 2],
+      [PRESENCE_REFRESH, PRESENCE_REFRESH_LUA, 2], [PRESENCE_LIST, PRESENCE_LIST_LUA, 1]] as const) {
+      if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: keys })
+    }
+    this.#publish = (commands[PUBLISH] as Publish).bind(client)
+    this.#presenceWrite = (commands[PRESENCE_WRITE] as PresenceWrite).bind(client)
+    this.#presenceRefresh = (commands[PRESENCE_REFRESH] as PresenceRefresh).bind(client)
+    this.#presenceList = (commands[PRESENCE_LIST] as PresenceList).bind(client)
+  }
+
+  /** The subscriber connection the adapter opened (null before `attach` and after `close`). */
+  get subscriber (): unknown {
+    return this.#subscriber
+  }
+
+  /**
+   * Opens the subscriber connection and listens to the control channel. Waits for the connection up to
+   * `publishTimeout`, so that an app that is ready receives; a Redis that is away does not hold the app back.
+   */
+  async attach (core: FanoutCore): Promise<void> {
+    if (this.#core !== null) throw new FRT_ERR_ADAPTER_INVALID('a RedisAdapter serves one app: create one per app')
+    this.#core = core
+    const sharded = this.options.sharded
+    // Our own connection, so our options: fail fast instead of queueing while
+    // Redis is away (we resubscribe on 'ready' ourselves), and never retry a
+    // command on reconnect.
+    const subscriber = (this.client.isCluster === true
+      ? this.client.duplicate([], { shardedSubscribers: sharded })
+      : this.client.duplicate({ enableOfflineQueue: false, autoResubscribe: false, maxRetriesPerRequest: 0 })) as Subscriber
+    this.#subscriber = subscriber
+    subscriber.on('error', (err: Error) => this.#fail(err))
+    subscriber.on('ready', () => this.#resubscribe())
+    subscriber.on('close', () => this.#lost())
+    subscriber.on(sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => this.#message(channel, message))
+    if (this.options.presence) {
+      this.#refresh = setInterval(() => { this.#refreshPresence() }, Math.max(1, Math.floor(this.options.presenceTtl / 3))).unref()
+    }
+    await this.#bounded(new Promise<void>((resolve) => {
+      subscriber.once('ready', resolve)
+      subscriber.once('error', resolve)
+    }))
+    await (this.client.isCluster === true ? this.#listen(this.#control) : this.#resubscribed)
+  }
+
+  /** Resolves once Redis confirmed the subscription, or at once while Redis is away (it is made on reconnect). */
+  async subscribe (room: string, receive: FanoutReceive): Promise<void> {
+    this.#receive = receive
+    const channel = this.options.prefix + '{' + room + '}'
+    this.#channels.set(channel, room)
+    this.#rooms.set(room, channel)
+    if (await this.#listen(channel) && this.#rooms.get(room) === channel) this.#confirmed.add(room)
+  }
+
+  async unsubscribe (room: string): Promise<void> {
+    const channel = this.#rooms.get(room)
+    if (channel === undefined) return
+    this.#rooms.delete(room)
+    this.#channels.delete(channel)
+    this.#release(room)
+    const subscriber = this.#subscriber
+    if (subscriber === null || !this.#ready(subscriber)) return
+    const command = this.options.sharded ? subscriber.sunsubscribe(channel) : subscriber.unsubscribe(channel)
+    await this.#bounded(command)
+  }
+
+  /** Publishes a frame without a seq (the core uses `sequence`; this keeps the plain contract). */
+  publish (room: string, frame: Buffer, volatile: boolean): void {
+    this.#send(room, roomHeader(this.id, volatile) + '0:', frame.toString(), '', '0', ignore)
+  }
+
+  sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void): void {
+    this.#send(room, roomHeader(this.id, volatile), head, tail, this.#seqTtl, done)
+  }
+
+  addMember (room: string, member: PresenceMember): void {
+    if (!this.options.presence) return
+    let members = this.#members.get(room)
+    if (members === undefined) this.#members.set(room, members = new Map())
+    const value = userValue(member)
+    members.set(member.connId, value)
+    this.#write(room, 'add', [member.connId, value])
+  }
+
+  removeMember (room: string, member: PresenceMember): void {
+    const members = this.#members.get(room)
+    if (members?.delete(member.connId) !== true) return
+    if (members.size === 0) this.#members.delete(room)
+    this.#write(room, 'remove', [member.connId])
+  }
+
+  /** Members on the other instances. While Redis is away: none (logged and counted), so the caller still gets this instance's. */
+  async remoteMembers (room: string): Promise<PresenceMember[]> {
+    if (!this.options.presence || !this.#usable()) return []
+    this.#inFlight++
+    const flat = await this.#bounded(this.#presenceList(this.#set(room), this.id).finally(() => { this.#inFlight-- }))
+    if (flat === undefined) return []
+    const members: PresenceMember[] = []
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const userId = parseUser(flat[i + 1])
+      if (userId === undefined) this.#counters.adapterInvalid++
+      else members.push({ connId: flat[i], userId })
+    }
+    return members
+  }
+
+  disconnectUser (userId: string, reason?: string): void {
+    if (!this.#usable()) {
+      this.#counters.adapterDropped++
+      this.#warn(new FRT_ERR_ADAPTER_REDIS(`disconnectUser not sent: the client is ${this.client.status}`))
+      return
+    }
+    this.#inFlight++
+    this.#publish(this.#control, this.#control, controlMessage(this.id, { type: 'disconnectUser', userId, reason }), '', '', '0', this.#sharded, 0)
+      .then(() => this.#ok(), (err: Error) => this.#fail(err))
+      .finally(() => { this.#inFlight-- })
+  }
+
+  stats (): FanoutStats {
+    return { ...this.#counters }
+  }
+
+  /** Removes this instance's presence entries (best effort), stops the timers, closes the subscriber. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    const usable = this.#usable()
+    this.#closed = true
+    if (this.#refresh !== null) clearInterval(this.#refresh)
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#expire(Infinity)
+    const cleanup: Array<Promise<unknown>> = []
+    if (usable) {
+      for (const room of this.#members.keys()) cleanup.push(this.#bounded(this.#presenceWrite(this.#set(room), this.#hash(room), this.id, this.#ttl, 'replace')))
+    }
+    this.#members.clear()
+    await Promise.all(cleanup)
+    this.#subscriber?.disconnect()
+    this.#subscriber = null
+    this.#core = null
+  }
+
+  #set (room: string): string {
+    return this.options.prefix + '{' + room + '}:p'
+  }
+
+  #hash (room: string): string {
+    return this.options.prefix + '{' + room + '}:p:' + this.id
+  }
+
+  #ready (subscriber: Subscriber): boolean {
+    return subscriber.status === 'ready'
+  }
+
+  /** Whether a command may go to the app's client now: it is connected and its backlog is bounded. */
+  #usable (): boolean {
+    return !this.#closed && this.client.status === 'ready' && this.#inFlight < this.options.maxInFlight
+  }
+
+  #send (room: string, header: string, head: string, tail: string, ttl: string, done: (seq: number) => void): void {
+    if (!this.#usable()) {
+      this.#counters.adapterDropped++
+      this.#warn(new FRT_ERR_ADAPTER_REDIS(this.client.status === 'ready'
+        ? `${this.#inFlight} commands in flight: not publishing until Redis answers`
+        : `the client is ${this.client.status}`))
+      if (ttl !== '0') this.#skip(room, 1)
+      done(0)
+      return
+    }
+    const prefix = this.options.prefix + '{' + room + '}'
+    const skipped = ttl === '0' ? 0 : this.#skipped.get(room) ?? 0
+    if (skipped !== 0) this.#skipped.delete(room)
+    const echo = ttl !== '0' && this.#confirmed.has(room) && this.#ready(this.#subscriber as Subscriber)
+    const pending: Pending = { room, done, deadline: Date.now() + this.options.publishTimeout, seq: 0, settled: false, failed: false, echo }
+    if (echo) {
+      const echoes = this.#echoes.get(room)
+      if (echoes === undefined) this.#echoes.set(room, [pending])
+      else echoes.push(pending)
+    }
+    this.#waiting.push(pending)
+    if (this.#timer === null) this.#arm(this.options.publishTimeout)
+    this.#inFlight++
+    this.#publish(prefix + ':seq', prefix, header, head, tail, ttl, this.#sharded, skipped).then((seq) => {
+      this.#inFlight--
+      this.#ok()
+      pending.seq = seq
+      if (!pending.echo) this.#settle(pending, seq)
+    }, (err: Error) => {
+      this.#inFlight--
+      this.#fail(err)
+      pending.failed = true
+      if (ttl !== '0') this.#skip(room, skipped + 1)
+      this.#settle(pending, 0)
+    })
+  }
+
+  #skip (room: string, count: number): void {
+    const skipped = this.#skipped.get(room)
+    // Bounded: past this many rooms an outage's gaps go unmarked on the rooms not tracked yet.
+    if (skipped !== undefined || this.#skipped.size < MAX_SKIPPED_ROOMS) this.#skipped.set(room, (skipped ?? 0) + count)
+  }
+
+  #settle (pending: Pending, seq: number): void {
+    if (pending.settled) return
+    pending.settled = true
+    pending.done(seq)
+  }
+
+  /** Our own message with `seq` came back for `room`: its publish takes its place in the room's order. */
+  #echo (room: string, seq: number): void {
+    const echoes = this.#echoes.get(room)
+    if (echoes === undefined) return
+    while (echoes.length > 0) {
+      const head = echoes[0]
+      // Failed, or answered with a lower seq whose copy was lost: not this one.
+      /* c8 ignore start: copies go missing or arrive unexpected without the connection closing only when
+         a cluster shard's subscriber reconnects under us; on one Redis, 'close' releases every wait first (#lost) */
+      if (head.failed || (head.seq !== 0 && head.seq < seq)) {
+        echoes.shift()
+        this.#settle(head, head.seq)
+        continue
+      }
+      // A copy of a publish no longer waited for.
+      if (head.seq > seq) return
+      /* c8 ignore stop */
+      echoes.shift()
+      this.#settle(head, seq)
+      break
+    }
+    if (echoes.length === 0) this.#echoes.delete(room)
+  }
+
+  /** No copy will come back for `room` (unsubscribed, or the subscription was lost): settle on the answers. */
+  #release (room: string): void {
+    this.#confirmed.delete(room)
+    const echoes = this.#echoes.get(room)
+    if (echoes === undefined) return
+    this.#echoes.delete(room)
+    for (const pending of echoes) {
+      pending.echo = false
+      if (pending.seq !== 0 || pending.failed) this.#settle(pending, pending.seq)
+    }
+  }
+
+  #arm (delay: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.#expire(Date.now())
+    }, delay).unref()
+  }
+
+  // Publishes still unsettled at their deadline settle with what is known (the
+  // seq if Redis answered, else 0: the core numbers it locally). One timer for all.
+  #expire (now: number): void {
+    const waiting = this.#waiting
+    let expired = 0
+    let done = 0
+    for (; done < waiting.length; done++) {
+      const pending = waiting[done]
+      if (!pending.settled && pending.deadline > now) break
+      if (!pending.settled) {
+        expired++
+        this.#settle(pending, pending.seq)
+      }
+    }
+    // Once per timeout, not per message: a copy is cheap.
+    this.#waiting = waiting.slice(done)
+    if (this.#waiting.length > 0 && !this.#closed) this.#arm(Math.max(1, this.#waiting[0].deadline - now))
+    if (expired > 0 && now !== Infinity) {
+      this.#counters.adapterErrors += expired - 1
+      this.#fail(new FRT_ERR_ADAPTER_REDIS(`${expired} publish(es) not settled within ${this.options.publishTimeout} ms`))
+    }
+  }
+
+  /** Subscribes to one channel when the subscriber is ready (otherwise the next 'ready' does); true once confirmed. */
+  async #listen (channel: string): Promise<boolean> {
+    const subscriber = this.#subscriber
+    if (subscriber === null || (this.client.isCluster !== true && !this.#ready(subscriber))) return false
+    return await this.#bounded(this.options.sharded ? subscriber.ssubscribe(channel) : subscriber.subscribe(channel)) !== undefined
+  }
+
+  // A fresh connection (first connect or reconnect) has no subscriptions: make
+  // them all again. On a cluster, ioredis resubscribes its shard connections itself.
+  // The outage ends when a publish goes through again, not here.
+  #resubscribe (): void {
+    const subscriber = this.#subscriber as Subscriber
+    if (this.client.isCluster === true) return
+    const channels = [this.#control, ...this.#channels.keys()]
+    const rooms = [...this.#rooms.keys()]
+    this.#resubscribed = (this.options.sharded
+      ? Promise.all(channels.map((channel) => this.#bounded(subscriber.ssubscribe(channel))))
+      : this.#bounded(subscriber.subscribe(...channels))).then((result) => {
+      const ok = Array.isArray(result) ? !result.includes(undefined) : result !== undefined
+      if (!ok) return
+      for (const room of rooms) if (this.#rooms.has(room)) this.#confirmed.add(room)
+    })
+  }
+
+  // The subscription is gone with the connection: our publishes will not come back.
+  #lost (): void {
+    for (const room of [...this.#confirmed, ...this.#echoes.keys()]) this.#release(room)
+  }
+
+  #message (channel: Buffer, message: Buffer): void {
+    const name = channel.toString()
+    const room = this.#channels.get(name)
+    if (room !== undefined) {
+      const envelope = this.#envelope
+      const result = readRoomEnvelope(message, this.#origin, envelope)
+      if (result === 'invalid') {
+        this.#counters.adapterInvalid++
+      } else if (result === 'own') {
+        this.#echo(room, envelope.seq)
+      } else {
+        (this.#receive as FanoutReceive)(room, envelope.frame, envelope.volatile, envelope.seq === 0 ? undefined : envelope.seq)
+      }
+      return
+    }
+    if (name !== this.#control) return
+    const { valid, command } = readControl(message, this.#origin)
+    const { type, userId, reason } = (command ?? {}) as { type?: unknown, userId?: unknown, reason?: unknown }
+    if (!valid || (command !== null && (type !== 'disconnectUser' || typeof userId !== 'string' ||
+      (reason !== undefined && typeof reason !== 'string')))) {
+      this.#counters.adapterInvalid++
+      return
+    }
+    if (command !== null) this.#core?.disconnectUser(userId as string, reason as string | undefined)
+  }
+
+  #write (room: string, mode: 'add' | 'remove', pairs: string[]): void {
+    if (!this.#usable()) {
+      this.#dirty.add(room)
+      return
+    }
+    this.#inFlight++
+    this.#presenceWrite(this.#set(room), this.#hash(room), this.id, this.#ttl, mode, ...pairs)
+      .then(() => this.#ok(), (err: Error) => {
+        this.#dirty.add(room)
+        this.#fail(err)
+      })
+      .finally(() => { this.#inFlight-- })
+  }
+
+  // One timer for every room: extend this instance's entries; rewrite those that
+  // a failed write or a Redis restart left wrong.
+  #refreshPresence (): void {
+    if (this.#refreshing || !this.#usable()) return
+    this.#refreshing = true
+    const rooms = new Set([...this.#members.keys(), ...this.#dirty])
+    const work: Array<Promise<unknown>> = []
+    for (const room of rooms) {
+      const rewrite = this.#dirty.delete(room)
+      const refresh = rewrite ? Promise.resolve(0) : this.#presenceRefresh(this.#set(room), this.#hash(room), this.id, this.#ttl)
+      work.push(refresh.then((alive) => {
+        if (alive === 1) return
+        const pairs: string[] = []
+        for (const [connId, value] of this.#members.get(room) ?? []) pairs.push(connId, value)
+        return this.#presenceWrite(this.#set(room), this.#hash(room), this.id, this.#ttl, 'replace', ...pairs)
+      }).catch((err: Error) => {
+        this.#dirty.add(room)
+        this.#fail(err)
+      }))
+    }
+    Promise.all(work).finally(() => { this.#refreshing = false })
+  }
+
+  /** Waits for a command up to `publishTimeout`; a failure or timeout is counted and resolves undefined. */
+  #bounded<T> (command: Promise<T>): Promise<T | undefined> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => {
+        this.#fail(new FRT_ERR_ADAPTER_REDIS(`no answer within ${this.options.publishTimeout} ms`))
+        resolve(undefined)
+      }, this.options.publishTimeout).unref()
+    })
+    const done = command.then((value) => value, (err: Error) => {
+      this.#fail(err)
+      return undefined
+    })
+    return Promise.race([done, timeout]).finally(() => clearTimeout(timer))
+  }
+
+  // Every failure is counted; logged once per outage, not per message.
+  #fail (err: Error): void {
+    this.#counters.adapterErrors++
+    this.#warn(err)
+  }
+
+  #warn (err: Error): void {
+    if (this.#outage || this.#closed) return
+    this.#outage = true
+    this.#core?.log.warn({ err }, 'Redis fan-out unavailable: broadcasts reach this instance only until it is back')
+  }
+
+  #ok (): void {
+    if (!this.#outage) return
+    this.#outage = false
+    this.#core?.log.info('Redis fan-out is back')
+  }
+}
+
+function parseUser (value: string): string | null | undefined {
+  try {
+    const userId = JSON.parse(value) as unknown
+    return userId === null || typeof userId === 'string' ? userId : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function ignore (): void {}

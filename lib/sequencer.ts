@@ -1,0 +1,79 @@
+// Room messages numbered cluster-wide by the fan-out adapter (`sequence`): the
+// seq is known only once the backend answered, so this instance serves its
+// own members then. The adapter reports its own messages and the others' in
+// the room's seq order (RedisAdapter: as they come through its subscription);
+// the core keeps this instance's own messages in the order they were emitted.
+// A message the adapter could not publish comes back as 0 and is numbered
+// locally, one more than the last seq delivered here, so local delivery never
+// waits on the backend for longer than the adapter's timeout.
+import type { RealtimeConnection } from './connection.js'
+import type { FanoutAdapter } from '../types/adapter.js'
+
+/** The part of a room the sequencer uses. */
+export interface SequencedRoom {
+  readonly members: Set<RealtimeConnection>
+  /** The seq of the last message delivered to the room's local members. */
+  seq: number
+}
+
+export type Deliver = (room: SequencedRoom, frame: Buffer, except: readonly RealtimeConnection[] | null, volatile: boolean) => void
+
+// Waiting for the adapter; then 0 (not published) or the cluster seq.
+const WAITING = -1
+
+interface Entry {
+  seq: number
+  head: string
+  tail: string
+  except: readonly RealtimeConnection[] | null
+  volatile: boolean
+}
+
+export class Sequencer {
+  readonly #adapter: FanoutAdapter
+  readonly #deliver: Deliver
+  /** This instance's messages not delivered yet, by room object: a room freed and created again starts afresh. */
+  readonly #queues = new Map<SequencedRoom, Entry[]>()
+
+  constructor (adapter: FanoutAdapter, deliver: Deliver) {
+    this.#adapter = adapter
+    this.#deliver = deliver
+  }
+
+  /** Number, publish and (once numbered) deliver one message; `room` is undefined when no member is here. */
+  emit (room: SequencedRoom | undefined, name: string, head: string, tail: string,
+    except: readonly RealtimeConnection[] | null, volatile: boolean): void {
+    const adapter = this.#adapter as Required<Pick<FanoutAdapter, 'sequence'>>
+    if (room === undefined) {
+      adapter.sequence(name, head, tail, volatile, ignore)
+      return
+    }
+    const entry: Entry = { seq: WAITING, head, tail, except, volatile }
+    let queue = this.#queues.get(room)
+    if (queue === undefined) this.#queues.set(room, queue = [])
+    queue.push(entry)
+    adapter.sequence(name, head, tail, volatile, (seq) => this.#settle(room, entry, seq))
+  }
+
+  /** Another instance's message for a room with local members. */
+  receive (room: SequencedRoom, frame: Buffer, volatile: boolean, seq: number): void {
+    room.seq = seq
+    this.#deliver(room, frame, null, volatile)
+  }
+
+  #settle (room: SequencedRoom, entry: Entry, seq: number): void {
+    if (entry.seq !== WAITING) return
+    entry.seq = seq > 0 ? seq : 0
+    const queue = this.#queues.get(room) as Entry[]
+    let ready = 0
+    while (ready < queue.length && queue[ready].seq !== WAITING) {
+      const next = queue[ready++]
+      room.seq = next.seq === 0 ? room.seq + 1 : next.seq
+      this.#deliver(room, Buffer.from(next.head + room.seq + next.tail), next.except, next.volatile)
+    }
+    if (ready === queue.length) this.#queues.delete(room)
+    else queue.splice(0, ready)
+  }
+}
+
+function ignore (): void {}
