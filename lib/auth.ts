@@ -182,8 +182,14 @@ export class Auth {
   disconnectUser (id: string | number, reason = 'Access revoked'): number {
     const set = this.users.get(String(id))
     if (set === undefined) return 0
-    for (const conn of set) conn.close(CloseCode.Unauthorized, reason)
-    return set.size
+    // A socket already closing stays in the index until its close completes; it is not counted again.
+    let closed = 0
+    for (const conn of set) {
+      if (conn.closed) continue
+      conn.close(CloseCode.Unauthorized, reason)
+      closed++
+    }
+    return closed
   }
 
   close (): void {

@@ -97,6 +97,7 @@ t.test('disconnectUser closes every socket of that user and only those', async (
   const b = await connect<typeof route>(app, '/ws', bearer(app.sign('bob')))
   const anon = await connect(app, '/open')
   t.equal(app.realtime.disconnectUser('ann'), 2)
+  t.equal(app.realtime.disconnectUser('ann'), 0, 'sockets already closing are not counted again')
   t.same(await a1.closed, { code: 4401, reason: 'Access revoked' })
   t.same(await a2.closed, { code: 4401, reason: 'Access revoked' })
   t.equal(await b.request('echo', 'b'), 'b')
