@@ -122,9 +122,9 @@ export type ResolvedOptions = Readonly<typeof defaults>
 export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions {
   if (!checkOptions.Check(options)) {
     const [first] = checkOptions.Errors(options)
-    const field = first.instancePath === ''
-      ? String((first.params as { additionalProperties?: string[] }).additionalProperties?.[0] ?? 'options')
-      : first.instancePath.slice(1).replaceAll('/', '.')
+    // TypeBox reports an unknown property at its own path ('schema is false'), so an error at the root is
+    // about the option set as a whole.
+    const field = first.instancePath === '' ? 'options' : first.instancePath.slice(1).replaceAll('/', '.')
     throw new FRT_ERR_OPTIONS_INVALID(field, first.message)
   }
   const auth = Object.freeze({ ...defaults.auth, ...options.auth })

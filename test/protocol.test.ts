@@ -1,6 +1,7 @@
 import t from 'tap'
 import {
-  CloseCode, ErrorCode, MessageType, ProtocolError, closeReason, parse, serializeAck, serializeError, serializeEvent
+  CloseCode, ErrorCode, MessageType, ProtocolError, closeReason, parse, roomEventParts, serializeAck, serializeError, serializeEvent,
+  serializeRoomEvent
 } from '../lib/protocol.js'
 
 t.test('parse accepts an envelope and keeps only type, data and id', async (t) => {
@@ -48,6 +49,13 @@ t.test('serializers produce the documented shapes', async (t) => {
   t.same(JSON.parse(serializeEvent('say"\\', 'a"b')), { type: 'say"\\', data: 'a"b' }, 'names are escaped')
   t.same(parse('{"type":"say","data":{"proto":1,"constructor":"x"}}'), { type: 'say', data: { proto: 1, constructor: 'x' }, id: undefined },
     'harmless keys that trip the pre-screen still pass')
+})
+
+t.test('a room message in two parts around its seq is the same message', async (t) => {
+  for (const data of [{ text: 'x' }, null, undefined]) {
+    const [head, tail] = roomEventParts('said', 'r', data)
+    t.equal(head + 12 + tail, serializeRoomEvent('said', 'r', 12, data), String(data))
+  }
 })
 
 t.test('close reasons are cut to 123 bytes without splitting characters', async (t) => {

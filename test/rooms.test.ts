@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
 import realtime, {
-  MemoryAdapter, MemoryBus, type Connection, type FanoutAdapter, type RouteDefinition, type SchemaMap
+  MemoryAdapter, MemoryBus, type Connection, type FanoutAdapter, type FanoutReceive, type RouteDefinition, type SchemaMap
 } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { serializeRoomEvent } from '../lib/protocol.js'
@@ -361,4 +361,39 @@ t.test('adapter failures are contained', async (t) => {
   await client.close()
   await app.close()
   t.pass('an adapter without close() is fine')
+})
+
+t.test('an adapter that numbers messages: a second done is ignored, frames for a room gone are dropped, presence is local', async (t) => {
+  let receive: FanoutReceive = () => { t.fail('not subscribed') }
+  const dones: Array<(seq: number) => void> = []
+  const adapter: FanoutAdapter = {
+    subscribe (room, r) { receive = r },
+    unsubscribe () {},
+    publish () { t.fail('sequence is used instead') },
+    sequence (room, head, tail, volatile, done) { dones.push(done) }
+  }
+  const app = await build(t, { adapter })
+  const client = await connect(app, '/chat')
+  await client.request('enter', { room: 'r' })
+  t.match(await app.realtime.presence('r'), { count: 1, members: [{ connId: String, userId: null }] },
+    'an adapter without remoteMembers: this instance\'s members only')
+  app.realtime.to('r').emit('said', { text: 'first' })
+  app.realtime.to('r').emit('said', { text: 'second' })
+  dones[1](0)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(client.received.filter((m) => m.type === 'said').length, 0, 'the second waits for the first')
+  dones[0](7)
+  dones[0](70)
+  t.same(await client.next('said'), { type: 'said', room: 'r', seq: 7, data: { text: 'first' } })
+  t.same(await client.next('said'), { type: 'said', room: 'r', seq: 8, data: { text: 'second' } }, 'not published: numbered locally')
+  receive('r', Buffer.from(serializeRoomEvent('said', 'r', 12, { text: 'another instance' })), false, 12)
+  t.same(await client.next('said'), { type: 'said', room: 'r', seq: 12, data: { text: 'another instance' } })
+  t.equal(await client.request('exit', { room: 'r' }), true)
+  receive('r', Buffer.from(serializeRoomEvent('said', 'r', 13, { text: 'late' })), false, 13)
+  app.realtime.to('r').emit('said', { text: 'no member here' })
+  t.equal(dones.length, 3, 'numbered all the same, for the other instances')
+  dones[2](14)
+  await client.request('enter', { room: 'other' })
+  t.equal(client.received.filter((m) => m.type === 'said').length, 3, 'each delivered once, and nothing after leaving')
+  await client.close()
 })

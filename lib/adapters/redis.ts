@@ -284,7 +284,9 @@ export class RedisAdapter implements FanoutAdapter {
     subscriber.on('close', () => this.#lost())
     subscriber.on(sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => this.#message(channel, message))
     if (this.options.presence) {
-      this.#refresh = setInterval(() => { this.#refreshPresence() }, Math.max(1, Math.floor(this.options.presenceTtl / 3))).unref()
+      // unref() apart, as in lib/heartbeat.ts: the fake clocks of tests return nothing from it.
+      this.#refresh = setInterval(() => { this.#refreshPresence() }, Math.max(1, Math.floor(this.options.presenceTtl / 3)))
+      this.#refresh.unref()
     }
     await this.#bounded(new Promise<void>((resolve) => {
       subscriber.once('ready', resolve)
@@ -461,9 +463,9 @@ export class RedisAdapter implements FanoutAdapter {
     if (echoes === undefined) return
     while (echoes.length > 0) {
       const head = echoes[0]
-      // Failed, or answered with a lower seq whose copy was lost: not this one.
-      /* c8 ignore start: copies go missing or arrive unexpected without the connection closing only when
-         a cluster shard's subscriber reconnects under us; on one Redis, 'close' releases every wait first (#lost) */
+      // Failed, or answered with a lower seq whose copy was lost: not this one. (Copies go missing or arrive
+      // unexpected without the connection closing when a cluster shard's subscriber reconnects under us; on one
+      // Redis, 'close' releases every wait first: #lost.)
       if (head.failed || (head.seq !== 0 && head.seq < seq)) {
         echoes.shift()
         this.#settle(head, head.seq)
@@ -471,7 +473,6 @@ export class RedisAdapter implements FanoutAdapter {
       }
       // A copy of a publish no longer waited for.
       if (head.seq > seq) return
-      /* c8 ignore stop */
       echoes.shift()
       this.#settle(head, seq)
       break
@@ -495,7 +496,8 @@ export class RedisAdapter implements FanoutAdapter {
     this.#timer = setTimeout(() => {
       this.#timer = null
       this.#expire(Date.now())
-    }, delay).unref()
+    }, delay)
+    this.#timer.unref()
   }
 
   // Publishes still unsettled at their deadline settle with what is known (the
@@ -620,7 +622,8 @@ export class RedisAdapter implements FanoutAdapter {
       timer = setTimeout(() => {
         this.#fail(new FRT_ERR_ADAPTER_REDIS(`no answer within ${this.options.publishTimeout} ms`))
         resolve(undefined)
-      }, this.options.publishTimeout).unref()
+      }, this.options.publishTimeout)
+      timer.unref()
     })
     const done = command.then((value) => value, (err: Error) => {
       this.#fail(err)
