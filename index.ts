@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { resolveOptions } from './lib/options.js'
+import { FRT_ERR_ROUTE_UPGRADE_REQUIRED } from './lib/errors.js'
 import { Hub } from './lib/hub.js'
 import { MemoryStore } from './lib/stores/memory.js'
 import { CompiledRoute } from './lib/route.js'
@@ -109,9 +110,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
 }
 
 async function notAnUpgrade (): Promise<never> {
-  const err = new Error('This route only accepts WebSocket upgrades') as Error & { statusCode: number }
-  err.statusCode = 426
-  throw err
+  throw new FRT_ERR_ROUTE_UPGRADE_REQUIRED()
 }
 
 const realtime = fp(plugin, {

@@ -71,3 +71,6 @@ export const FRT_ERR_ADAPTER_INVALID = createError(
 
 export const FRT_ERR_ADAPTER_REDIS = createError(
   'FRT_ERR_ADAPTER_REDIS', 'Redis fan-out adapter: %s', 500)
+
+export const FRT_ERR_ROUTE_UPGRADE_REQUIRED = createError(
+  'FRT_ERR_ROUTE_UPGRADE_REQUIRED', 'This route only accepts WebSocket upgrades', 426)

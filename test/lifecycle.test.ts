@@ -125,4 +125,5 @@ t.test('a plain HTTP GET on a real-time route answers 426', async (t) => {
   app.realtime('/r', { messages: { echo } })
   const res = await app.inject('/r')
   t.equal(res.statusCode, 426)
+  t.equal(res.json().code, 'FRT_ERR_ROUTE_UPGRADE_REQUIRED')
 })
