@@ -82,8 +82,13 @@ Promise<TestClient<InboundOf<R> extends never ? SchemaMap : InboundOf<R>, EmitsO
   // ws's close timer fires. Behave like TCP instead: once the client has ended
   // its side, the server's stream is destroyed. injectWS emits 'upgrade'
   // synchronously, so this listener sees exactly this connection's stream.
+  // `closed` waits for the server's side too, so that when it resolves the
+  // server has run its close handling (onClose, rooms, stats) and a test can
+  // assert on it without polling.
+  let serverClosed!: Promise<void>
   app.server.once('upgrade', (_req: unknown, serverStream: Duplex) => {
     serverStream.once('end', () => setImmediate(() => serverStream.destroy()))
+    serverClosed = new Promise((resolve) => serverStream.once('close', () => setImmediate(resolve)))
   })
   try {
     socket = await app.injectWS(path, { headers: options.headers ?? {} })
@@ -109,7 +114,8 @@ Promise<TestClient<InboundOf<R> extends never ? SchemaMap : InboundOf<R>, EmitsO
         waiter.reject(new FRT_ERR_TESTING_CLOSED(code, 'a message'))
       }
       waiters.clear()
-      resolve(closeInfo)
+      const info = closeInfo
+      serverClosed.then(() => resolve(info))
     })
   })
 
