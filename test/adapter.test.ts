@@ -126,7 +126,11 @@ function suite (name: string, backend: (t: Test) => Promise<Backend>): void {
       await member(t, bb, 'lobby')
       const users = async (instance: Instance) =>
         (await instance.app.realtime.presence('lobby')).members.map((m) => m.userId ?? 'anon').sort()
-      for (const instance of [a, bb, c]) t.same(await users(instance), ['ada', 'anon', 'bob'])
+      // A join is visible at once on its own instance; on the others once its presence write has landed.
+      for (const instance of [a, bb, c]) {
+        await until(async () => (await users(instance)).join() === 'ada,anon,bob', 'presence to converge')
+        t.same(await users(instance), ['ada', 'anon', 'bob'])
+      }
       t.equal((await c.app.realtime.presence('lobby')).count, 3)
       const joined = await member(t, c, 'lobby', 'cyd')
       let event = await onB.next('presence:join', WAIT)
