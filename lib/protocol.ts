@@ -141,8 +141,8 @@ export function serializeEvent (type: string, data: unknown): string {
 
 /** A room message: serialized once per broadcast and sent as is to every member. */
 export function serializeRoomEvent (type: string, room: string, seq: number, data: unknown): string {
-  const head = '{"type":' + JSON.stringify(type) + ',"room":' + JSON.stringify(room) + ',"seq":' + seq
-  return data === undefined ? head + '}' : head + ',"data":' + JSON.stringify(data) + '}'
+  const [head, tail] = roomEventParts(type, room, data)
+  return head + seq + tail
 }
 
 /**
