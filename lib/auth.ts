@@ -13,7 +13,7 @@ import {
 import { CloseCode, ErrorCode, MessageType, ProtocolError, parse, serializeAck, type InboundMessage } from './protocol.js'
 import { Deadlines } from './deadlines.js'
 import { findToken } from './token.js'
-import type { ResolvedOptions } from './options.js'
+import { userKey, type ResolvedOptions } from './options.js'
 import type { RealtimeConnection } from './connection.js'
 import type { AuthMode, RouteAuth } from '../types/auth.js'
 
@@ -84,9 +84,7 @@ export class Auth {
   }
 
   userKey (user: UserType | undefined): string | undefined {
-    if (user == null) return undefined
-    const id = this.options.userId(user)
-    return id === undefined ? undefined : String(id)
+    return userKey(this.options.userId, user)
   }
 
   /**

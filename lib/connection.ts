@@ -90,8 +90,7 @@ export class RealtimeConnection implements Connection {
   /** Sends an already-serialized message; dropped silently once the socket is closing. */
   send (message: string | Buffer): void {
     if (this.socket.readyState !== OPEN) return
-    this.hub.counters.messagesOut++
-    writeFrame(this, new Frame(message))
+    this.sendFrame(new Frame(message))
   }
 
   /** Sends a message framed once for many connections (a room broadcast); dropped once the socket is closing. */
@@ -128,7 +127,7 @@ export class RealtimeConnection implements Connection {
   async consume (name: string, limit: { rate: number, burst: number, cost?: number }): Promise<void> {
     const store = this.hub.rateLimitStore
     if (store === null) return
-    const key = limitKey(this, 'user', this.route.options.auth.userId as (user: never) => unknown) as string
+    const key = limitKey(this, 'user', this.route.options.auth.userId) as string
     const result = await store.take(`consume:${name}:${key}`, limit.rate, limit.burst, limit.cost ?? 1)
     if (!result.allowed) throw rateLimited(result.retryAfter)
   }

@@ -8,8 +8,9 @@ import { CloseCode, ErrorCode, type InboundMessage } from './protocol.js'
 import type { RateLimitResult, RateLimitStore } from '../types/store.js'
 import type { LimitSpec, KeyedLimitSpec, MessageLimitOptions, RouteLimitOptions } from '../types/limits.js'
 import type { RealtimeConnection } from './connection.js'
-import type { ResolvedOptions } from './options.js'
+import { userKey, type ResolvedOptions } from './options.js'
 import type { FastifyBaseLogger } from 'fastify'
+import type { UserType } from '@fastify/jwt'
 
 /** The per-connection rate-limit state; created lazily, dropped with the connection. */
 export class ConnectionLimits {
@@ -74,11 +75,10 @@ export function rateLimited (retryAfter: number): Error {
 }
 
 /** The key of a connection for a keyed limit: its user id, its IP, or the app's function of it. */
-export function limitKey (conn: RealtimeConnection, key: KeyedLimitSpec['key'], userId: (user: never) => unknown): string | undefined {
+export function limitKey (conn: RealtimeConnection, key: KeyedLimitSpec['key'], userId: (user: UserType) => unknown): string | undefined {
   if (typeof key === 'function') return key(conn)
-  const user = conn.user
-  const id = key === 'user' && user !== undefined ? userId(user as never) : undefined
-  return id === undefined || id === null ? `ip:${conn.request.ip}` : `user:${String(id)}`
+  const id = key === 'user' ? userKey(userId, conn.user) : undefined
+  return id === undefined ? `ip:${conn.request.ip}` : `user:${id}`
 }
 
 function checkSpec (path: string, where: string, spec: unknown, partial: boolean): void {
@@ -105,7 +105,7 @@ export class RouteLimiter {
   readonly types = new Map<string, TypeLimit>()
   readonly store: RateLimitStore
   readonly namespace: string
-  readonly userId: (user: never) => unknown
+  readonly userId: (user: UserType) => unknown
 
   constructor (path: string, options: ResolvedOptions, route: RouteLimitOptions | undefined,
     messages: Record<string, { rateLimit?: MessageLimitOptions }>, store: RateLimitStore) {
@@ -138,7 +138,7 @@ export class RouteLimiter {
     }
     this.store = store
     this.namespace = `route:${path}`
-    this.userId = options.auth.userId as (user: never) => unknown
+    this.userId = options.auth.userId
   }
 
   /** Checks a parsed message; when refused, replies and returns true (and closes past the budget). */

@@ -190,6 +190,16 @@ function resolveRoomOptions (options: RealtimeOptions): Pick<ResolvedOptions, 'h
   return { heartbeat, slowConsumer, adapter }
 }
 
+/**
+ * The key a user is known by everywhere (the userId -> connections index, caps, presence, shared limits):
+ * what the `auth.userId` option returns, as a string; undefined when anonymous or without an id.
+ */
+export function userKey (userId: (user: UserType) => unknown, user: UserType | null | undefined): string | undefined {
+  if (user == null) return undefined
+  const id = userId(user)
+  return id === undefined || id === null ? undefined : String(id)
+}
+
 function defaultUserId (user: UserType): string | number | undefined {
   const { sub, id } = (user ?? {}) as { sub?: unknown, id?: unknown }
   if (typeof sub === 'string' || typeof sub === 'number') return sub

@@ -11,7 +11,7 @@ import { Sequencer } from './sequencer.js'
 import type { RealtimeConnection } from './connection.js'
 import type { CompiledRoute } from './route.js'
 import type { Hub } from './hub.js'
-import type { ResolvedOptions } from './options.js'
+import { userKey, type ResolvedOptions } from './options.js'
 import type { FanoutAdapter, FanoutReceive } from '../types/adapter.js'
 import type { Presence, PresenceMember, RoomEmitter } from '../types/rooms.js'
 import type { RouteDefinition, SchemaMap } from '../types/route.js'
@@ -200,9 +200,7 @@ export class Rooms {
 
   /** The user id is the one auth uses (`auth.userId`), as a string; null when anonymous. */
   presenceOf (conn: RealtimeConnection): PresenceMember {
-    const user = conn.user
-    const id = user === undefined ? undefined : this.userId(user)
-    return { connId: conn.id, userId: id === undefined ? null : String(id) }
+    return { connId: conn.id, userId: userKey(this.userId, conn.user) ?? null }
   }
 
   #clientJoin (conn: RealtimeConnection, name: string, msg: InboundMessage, allowed: boolean): void {
