@@ -1,5 +1,5 @@
-// One client of a real-time route: identity, sending, closing. It knows the
-// socket only through send/close/readyState, so later transports can stand in.
+// One client of a real-time route: identity, sending, closing. Writes go
+// through lib/frames.ts, the one file that knows ws's internals.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { UserType } from '@fastify/jwt'
