@@ -8,7 +8,8 @@ import { resolveOptions } from './lib/options.js'
 import { FRT_ERR_ROUTE_UPGRADE_REQUIRED } from './lib/errors.js'
 import { Hub } from './lib/hub.js'
 import { MemoryStore } from './lib/stores/memory.js'
-import { CompiledRoute } from './lib/route.js'
+import { compileRoute } from './lib/route.js'
+import { Pipeline, closeOnAuthDeadline } from './lib/pipeline.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
@@ -39,13 +40,13 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const ownOptions: Record<string, unknown> = { ...opts }
   for (const key of FASTIFY_KEYS) delete ownOptions[key]
   const options = resolveOptions(ownOptions)
-  const hub = new Hub(options, fastify.log)
   // The default store is ours to close; a store the app passed in is not.
   const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
-  hub.rateLimitStore = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
+  const store = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
+  const hub = new Hub(options, fastify.log, store)
   const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
-  const auth = new Auth(options.auth)
+  const auth = new Auth(options.auth, closeOnAuthDeadline)
   const handshake = new Handshake(options, auth)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
@@ -80,17 +81,14 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   handshake.attach(fastify, ownServer)
 
   const realtime = function (this: FastifyInstance, path: string, definition: RouteDefinition<SchemaMap, SchemaMap>) {
-    const route = new CompiledRoute(path, definition, options, hub)
-    const { messages, emits, onOpen, onClose, joinable, presence, auth: routeAuth, authorize, rateLimit, ...ownOptions } = definition
-    const { routeOptions, authConfig } = handshake.guard(this, path, routeAuth, ownOptions)
-    route.auth = auth
-    route.authConfig = authConfig
+    const route = compileRoute(path, definition, options, hub.rateLimitStore)
+    const pipeline = new Pipeline(route, hub, auth, options)
     this.route({
-      ...routeOptions,
+      ...handshake.guard(this, path, route.auth, route.fastifyOptions),
       method: 'GET',
       url: path,
       handler: notAnUpgrade,
-      wsHandler: (socket, request) => route.accept(socket, request)
+      wsHandler: pipeline.accept
     })
     return this
   } as RealtimeDecorator

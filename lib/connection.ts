@@ -1,5 +1,6 @@
-// One client of a real-time route: identity, sending, closing. Writes go
-// through lib/frames.ts, the one file that knows ws's internals.
+// One client of a real-time route, as handlers see it: identity, sending,
+// closing, rooms. Writes go through lib/frames.ts, the one file that knows ws's
+// internals. What a frame from the client does is lib/pipeline.ts's business.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { UserType } from '@fastify/jwt'
@@ -9,9 +10,11 @@ import type { Hub } from './hub.js'
 import type { CompiledRoute } from './route.js'
 import type { RoomTarget } from './rooms.js'
 import type { ConnectionAuth } from './auth.js'
+import type { Backpressure } from './backpressure.js'
 import type { Connection } from '../types/route.js'
 import { limitKey, rateLimited, type ConnectionLimits } from './limits.js'
 import { Frame, writeFrame } from './frames.js'
+import type { ResolvedOptions } from './options.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
@@ -29,31 +32,43 @@ function releaseUpgradeHead (raw: object): void {
 export class RealtimeConnection implements Connection {
   readonly request: FastifyRequest
   readonly socket: WebSocket
-  readonly route: CompiledRoute
-  readonly hub: Hub
-  /** Invalid frames so far, against the error budget. */
+  /** The slow-consumer policy every send answers to (lib/backpressure.ts). */
+  readonly backpressure: Backpressure
+  /** Whether joins and leaves are announced to the room (the route's `presence`). */
+  readonly announcesPresence: boolean
+  /** Invalid frames so far, against the error budget; written only by lib/pipeline.ts. */
   protocolErrors = 0
-  /** Rate-limit buckets (lib/limits.ts), made on the first message. */
-  limits: ConnectionLimits | null = null
-  /** Frames that arrived while an async onOpen was still running; null once open. */
+  /** Messages `authorize` refused so far, against `auth.forbiddenBudget`; written only by lib/pipeline.ts. */
+  forbidden = 0
+  /**
+   * Frames held back, in arrival order, while an earlier step is still answering (async onOpen, first-message
+   * auth, async authorize or shared limit); null when frames are dispatched as they come. Written only by lib/pipeline.ts.
+   */
   pending: Array<[Buffer, boolean]> | null = null
+  /** Rate-limit buckets, made on the first message by lib/limits.ts. */
+  limits: ConnectionLimits | null = null
   /** Auth state, kept by lib/auth.ts; null once closed. */
   auth: ConnectionAuth | null = null
-  /** Messages `authorize` refused so far, against `auth.forbiddenBudget` (lib/authorize.ts). */
-  forbidden = 0
-  /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it (lib/backpressure.ts). */
+  /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it. Written by lib/backpressure.ts. */
   slowSince = 0
+  readonly #route: CompiledRoute
+  readonly #hub: Hub
+  readonly #userId: ResolvedOptions['auth']['userId']
   // Made on first use: most connections never need an id, a logger or a room
   // set, and each would cost every idle connection memory.
   #id: string | null = null
   #log: FastifyBaseLogger | null = null
   #joined: Set<string> | null = null
 
-  constructor (socket: WebSocket, request: FastifyRequest, route: CompiledRoute, hub: Hub) {
+  constructor (socket: WebSocket, request: FastifyRequest, route: CompiledRoute, hub: Hub,
+    userId: ResolvedOptions['auth']['userId']) {
     this.socket = socket
     this.request = request
-    this.route = route
-    this.hub = hub
+    this.#route = route
+    this.#hub = hub
+    this.#userId = userId
+    this.backpressure = hub.backpressure
+    this.announcesPresence = route.presence
     releaseUpgradeHead(request.raw)
   }
 
@@ -68,7 +83,7 @@ export class RealtimeConnection implements Connection {
     return this.#log
   }
 
-  /** The rooms joined, kept by lib/rooms.ts; exposed read-only as `rooms`. */
+  /** The rooms joined, written only by lib/rooms.ts; exposed read-only as `rooms`. */
   get joined (): Set<string> {
     this.#joined ??= new Set()
     return this.#joined
@@ -83,7 +98,7 @@ export class RealtimeConnection implements Connection {
   }
 
   emit (type: string, data: unknown): void {
-    this.route.checkEmit(type, data)
+    this.#route.checkEmit(type, data)
     this.send(serializeEvent(type, data))
   }
 
@@ -96,7 +111,7 @@ export class RealtimeConnection implements Connection {
   /** Sends a message framed once for many connections (a room broadcast); dropped once the socket is closing. */
   sendFrame (frame: Frame): void {
     if (this.socket.readyState !== OPEN) return
-    this.hub.counters.messagesOut++
+    this.#hub.counters.messagesOut++
     writeFrame(this, frame)
   }
 
@@ -105,15 +120,15 @@ export class RealtimeConnection implements Connection {
   }
 
   join (room: string): Promise<void> {
-    return this.hub.rooms.join(this, room)
+    return this.#hub.rooms.join(this, room)
   }
 
   leave (room: string): boolean {
-    return this.hub.rooms.leave(this, room)
+    return this.#hub.rooms.leave(this, room)
   }
 
   to (room: string): RoomTarget {
-    return this.hub.rooms.to(room, this.route)
+    return this.#hub.rooms.to(room, this.#route)
   }
 
   ack (id: string | number, data: unknown): void {
@@ -125,9 +140,9 @@ export class RealtimeConnection implements Connection {
   }
 
   async consume (name: string, limit: { rate: number, burst: number, cost?: number }): Promise<void> {
-    const store = this.hub.rateLimitStore
+    const store = this.#hub.rateLimitStore
     if (store === null) return
-    const key = limitKey(this, 'user', this.route.options.auth.userId) as string
+    const key = limitKey(this, 'user', this.#userId) as string
     const result = await store.take(`consume:${name}:${key}`, limit.rate, limit.burst, limit.cost ?? 1)
     if (!result.allowed) throw rateLimited(result.retryAfter)
   }
