@@ -84,7 +84,7 @@ export interface WireError {
   retryAfter?: number
 }
 
-/** Thrown by `parse` for a frame that is not a protocol message; never escapes the route. */
+/** Returned (never thrown) by `parse` for a frame that is not a protocol message. */
 export class ProtocolError {
   readonly code: string
   readonly message: string
