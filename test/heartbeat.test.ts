@@ -6,6 +6,7 @@ import WebSocket from 'ws'
 import { Clock } from '@tapjs/clock'
 import realtime from '../index.js'
 import { Heartbeat } from '../lib/heartbeat.js'
+import { defaults } from '../lib/options.js'
 import type { Hub } from '../lib/hub.js'
 
 // A bound on every wait: generous, so a slow machine never fails a test; the
@@ -73,18 +74,42 @@ t.test('a peer that stops answering pings is terminated and leaves its rooms', a
   await once(alive, 'close')
 })
 
-t.test('heartbeat: false sends no pings and terminates nobody', async (t) => {
-  const { app, url } = await listen(t, { heartbeat: false })
-  const quiet = await open(url, { autoPong: false })
-  let pings = 0
-  quiet.on('ping', () => { pings++ })
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  t.equal(pings, 0)
-  t.equal(quiet.readyState, WebSocket.OPEN)
-  t.equal(app.realtime.stats().heartbeatTerminations, 0)
-  quiet.close()
-  await once(quiet, 'close')
-})
+// On the fake clock, three default intervals pass in no time: the default
+// heartbeat pings within them, `heartbeat: false` never does.
+for (const [name, options, pinged] of [
+  ['the default heartbeat pings an idle peer within three intervals', {}, true],
+  ['heartbeat: false sends no pings and terminates nobody', { heartbeat: false }, false]
+] as const) {
+  t.test(name, async (t) => {
+    const clock = new Clock()
+    t.teardown(clock.enter())
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(realtime, options)
+    app.realtime('/room', { messages: {} })
+    await app.ready()
+    const quiet = await app.injectWS('/room', { autoPong: false })
+    let pings = 0
+    quiet.on('ping', () => { pings++ })
+    const { interval } = defaults.heartbeat as { interval: number }
+    for (let elapsed = 0; elapsed < 3 * interval; elapsed += interval / 10) {
+      clock.advance(interval / 10)
+      // A round trip on the same stream: whatever the server wrote before its pong has arrived.
+      if (quiet.readyState !== WebSocket.OPEN) break
+      quiet.ping()
+      await Promise.race([once(quiet, 'pong'), once(quiet, 'close')])
+    }
+    if (pinged) {
+      t.ok(pings >= 1, 'pinged')
+      t.equal(app.realtime.stats().heartbeatTerminations, 1, 'and, never answering, terminated')
+    } else {
+      t.equal(pings, 0)
+      t.equal(quiet.readyState, WebSocket.OPEN)
+      t.equal(app.realtime.stats().heartbeatTerminations, 0)
+    }
+    quiet.terminate()
+  })
+}
 
 t.test('the sweep timer starts on ready, is unref\'d, and is gone after app.close()', async (t) => {
   const clock = new Clock()
