@@ -3,7 +3,8 @@ import Type from 'typebox'
 import type { RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { Deadlines } from '../lib/deadlines.js'
-import { buildApp, within } from './helpers/auth.js'
+import { buildApp } from './helpers/auth.js'
+import { within } from './helpers/wait.js'
 
 const route = {
   auth: 'handshake',

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import Type from 'typebox'
 import realtime, { type RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { within } from './helpers/auth.js'
+import { within } from './helpers/wait.js'
 
 const handled: string[] = []
 const route = {

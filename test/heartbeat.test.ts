@@ -7,6 +7,7 @@ import { Clock } from '@tapjs/clock'
 import realtime from '../index.js'
 import { Heartbeat } from '../lib/heartbeat.js'
 import { defaults } from '../lib/options.js'
+import { until, within } from './helpers/wait.js'
 import type { Hub } from '../lib/hub.js'
 
 // A bound on every wait: generous, so a slow machine never fails a test; the
@@ -37,14 +38,6 @@ async function join (ws: WebSocket, room: string): Promise<void> {
   }
 }
 
-function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise,
-    new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} within ${BOUND} ms`)), BOUND) })
-  ]).finally(() => clearTimeout(timer))
-}
-
 t.test('a peer that stops answering pings is terminated and leaves its rooms', async (t) => {
   const { app, url } = await listen(t, { heartbeat: { interval: 50, timeout: 150 } })
   const dead = await open(url, { autoPong: false })
@@ -58,15 +51,15 @@ t.test('a peer that stops answering pings is terminated and leaves its rooms', a
   alive.on('ping', () => { alivePings++ })
   t.match(app.realtime.stats(), { rooms: 2, members: 3 })
 
-  const [code] = await within(once(dead, 'close'), 'termination') as [number]
+  const [code] = await within(once(dead, 'close'), 'termination', BOUND) as [number]
   t.equal(code, 1006, 'terminated, no close handshake')
   t.ok(deadPings >= 1, 'the dead peer was pinged first')
-  while (app.realtime.stats().connections > 1) await new Promise((resolve) => setTimeout(resolve, 5))
+  await until(() => app.realtime.stats().connections === 1, 'the terminated peer to be gone', BOUND)
   t.match(app.realtime.stats(), { heartbeatTerminations: 1, rooms: 1, members: 1 }, 'removed from every room; "solo" freed')
   t.same((await app.realtime.presence('lobby')).count, 1)
 
   // The live peer keeps answering through several more sweeps.
-  for (let i = 0; i < 3; i++) await within(once(alive, 'ping'), 'ping')
+  for (let i = 0; i < 3; i++) await within(once(alive, 'ping'), 'ping', BOUND)
   t.ok(alivePings >= 3, 'the live peer was pinged and answered throughout')
   t.equal(alive.readyState, WebSocket.OPEN)
   t.equal(app.realtime.stats().heartbeatTerminations, 1)

@@ -5,7 +5,7 @@ import Type from 'typebox'
 import WebSocket from 'ws'
 import realtime, { type Connection } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 
 const echo = { schema: Type.String(), handler: (_conn: unknown, data: string) => data }
 

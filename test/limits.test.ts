@@ -6,7 +6,7 @@ import realtime, { defineRoute, type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { RedisStore } from '../lib/stores/redis.js'
 import { startRedisServer } from './helpers/redis-server.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 import type { RateLimitStore } from '../types/store.js'
 
 function counting () {

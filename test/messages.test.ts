@@ -5,7 +5,7 @@ import Type from 'typebox'
 import { Writable } from 'node:stream'
 import realtime, { defineRoute, type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 
 const RoomFull = createError('room_full', 'The room is full', 409)
 

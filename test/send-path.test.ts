@@ -12,7 +12,7 @@ import * as wsModule from 'ws'
 import realtime, { CloseCode, type RealtimeOptions } from '../index.js'
 import { Frame } from '../lib/frames.js'
 import type { RealtimeConnection } from '../lib/connection.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 
 // @types/ws leaves these two out; ws exports them.
 const { Sender, Receiver } = wsModule as unknown as {

@@ -7,9 +7,8 @@ import { Clock } from '@tapjs/clock'
 import realtime, { CloseCode, type Connection } from '../index.js'
 import { Backpressure } from '../lib/backpressure.js'
 import type { RealtimeConnection } from '../lib/connection.js'
+import { until } from './helpers/wait.js'
 
-// Every wait is bounded, generously: a slow machine must not fail a test.
-const BOUND = 20_000
 const PAD = 'x'.repeat(8 * 1024)
 const FRAME = Buffer.byteLength(JSON.stringify({ type: 'tick', room: 'feed', seq: 100000, data: { n: 100000, pad: PAD } }))
 
@@ -36,14 +35,6 @@ async function setup (t: Test, options: Record<string, unknown>) {
     return client
   }
   return { app, conns, open }
-}
-
-async function until (done: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + BOUND
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${BOUND} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
 }
 
 function pause (client: Client): Socket {
