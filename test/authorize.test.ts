@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { type RouteDefinition } from '../index.js'
+import { realtimeApp } from './helpers/app.js'
+import { type RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { within } from './helpers/wait.js'
 
@@ -22,11 +22,7 @@ const route = {
 } satisfies RouteDefinition<any, any>
 
 async function build (t: Test, definition: RouteDefinition<any, any> = route) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { auth: { forbiddenBudget: 2 } })
-  app.realtime('/ws', definition)
-  await app.ready()
+  const app = await realtimeApp(t, { options: { auth: { forbiddenBudget: 2 } }, routes: { '/ws': definition } })
   handled.length = 0
   return app
 }

@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
 import { EventEmitter, once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { Clock } from '@tapjs/clock'
-import realtime from '../index.js'
+import { listeningApp, openSocket } from './helpers/app.js'
+import realtime, { type RealtimeOptions } from '../index.js'
 import { Heartbeat } from '../lib/heartbeat.js'
 import { defaults } from '../lib/options.js'
 import { until, within } from './helpers/wait.js'
@@ -14,20 +14,12 @@ import type { Hub } from '../lib/hub.js'
 // awaited event normally comes within a few sweeps.
 const BOUND = 10_000
 
-async function listen (t: Test, options: Record<string, unknown>) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, options)
-  app.realtime('/room', { joinable: true, messages: {} })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url: `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/room` }
+async function listen (t: Test, options: RealtimeOptions) {
+  const { app, url } = await listeningApp(t, { options, routes: { '/room': { joinable: true, messages: {} } } })
+  return { app, url: url('/room') }
 }
 
-async function open (url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
-  const ws = new WebSocket(url, options)
-  await once(ws, 'open')
-  return ws
-}
+const open = openSocket
 
 async function join (ws: WebSocket, room: string): Promise<void> {
   ws.send(JSON.stringify({ type: 'room:join', data: { room }, id: room }))

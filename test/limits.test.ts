@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
 import { Redis } from 'ioredis'
+import { realtimeApp } from './helpers/app.js'
 import realtime, { defineRoute, type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { RedisStore } from '../lib/stores/redis.js'
@@ -26,16 +27,8 @@ function counting () {
 }
 
 async function build (t: Test, options: RealtimeOptions = {}, routeLimit?: object) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, options)
   const { seen, route } = counting()
-  app.addHook('onRequest', async (request) => {
-    const user = request.headers['x-user']
-    if (typeof user === 'string') (request as any).user = { sub: user }
-  })
-  app.realtime('/r', { ...route, rateLimit: routeLimit as never })
-  await app.ready()
+  const app = await realtimeApp(t, { options, userFromHeader: true, routes: { '/r': { ...route, rateLimit: routeLimit as never } } })
   return { app, seen }
 }
 

@@ -1,17 +1,11 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
+import { realtimeApp } from './helpers/app.js'
 import realtime, { type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { statusOf } from './helpers/upgrade.js'
 
-async function build (t: Test, options: RealtimeOptions) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, options)
-  app.realtime('/ws', { messages: {} })
-  await app.ready()
-  return app
-}
+const build = (t: Test, options: RealtimeOptions) => realtimeApp(t, { options, routes: { '/ws': { messages: {} } } })
 
 const origin = (value: string) => ({ headers: { origin: value } })
 

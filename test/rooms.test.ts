@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
+import { realtimeApp } from './helpers/app.js'
 import realtime, {
   MemoryAdapter, MemoryBus, type Connection, type FanoutAdapter, type FanoutReceive, type RouteDefinition, type SchemaMap
 } from '../index.js'
@@ -26,14 +27,8 @@ const chat = define({
   emits: { said: Type.Object({ text: Type.String() }) }
 })
 
-async function build (t: Test, options: RealtimeOptions = {}, extra: Pick<RouteDefinition<any, any>, 'joinable' | 'presence'> = {}) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { heartbeat: false, ...options })
-  app.realtime('/chat', { ...chat, ...extra })
-  await app.ready()
-  return app
-}
+const build = (t: Test, options: RealtimeOptions = {}, extra: Pick<RouteDefinition<any, any>, 'joinable' | 'presence'> = {}) =>
+  realtimeApp(t, { options: { heartbeat: false, ...options }, routes: { '/chat': { ...chat, ...extra } } })
 
 t.test('a room message is serialized once with room and seq', async (t) => {
   t.equal(serializeRoomEvent('said', 'lobby', 3, { text: 'hi' }), '{"type":"said","room":"lobby","seq":3,"data":{"text":"hi"}}')

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { defineRoute } from '../index.js'
+import { realtimeApp } from './helpers/app.js'
+import { defineRoute } from '../index.js'
 import { connect } from '../lib/testing.js'
 
 const route = defineRoute({
@@ -13,14 +13,7 @@ const route = defineRoute({
   emits: { n: Type.Number() }
 })
 
-async function build (t: Test) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
-  app.realtime('/r', route)
-  await app.ready()
-  return app
-}
+const build = (t: Test) => realtimeApp(t, { routes: { '/r': route } })
 
 t.test('next takes buffered messages in order, then waits for new ones', async (t) => {
   const app = await build(t)
