@@ -206,3 +206,32 @@ t.test('on a RedisStore, a shared limit holds across two app instances', async (
   t.equal(apps[0].seen.say + apps[1].seen.say, 4, 'one budget for both instances')
   t.equal(clients[0].status, 'ready', 'the store never quits the app\'s client')
 })
+
+// One queue owner: frames that arrive while the store answers, then while an async authorize
+// answers, all wait and reach the handler in order (they were once dropped between the two steps).
+for (const failing of [false, true]) {
+  t.test(`an async shared limit then an async authorize keep every message, in order (store ${failing ? 'failing' : 'answering'})`, async (t) => {
+    const order: string[] = []
+    const store: RateLimitStore = {
+      take: async () => {
+        if (failing) throw new Error('store down')
+        return { allowed: true, remaining: 9, retryAfter: 0 }
+      }
+    }
+    const app = await realtimeApp(t, {
+      options: { rateLimit: { store } },
+      routes: {
+        '/r': {
+          rateLimit: { shared: { key: 'ip', rate: 1, burst: 10 } },
+          authorize: async () => true,
+          messages: { say: { schema: Type.String(), handler: (_conn: unknown, data: string) => { order.push(data) } } }
+        }
+      }
+    })
+    const client = await connect(app, '/r')
+    const replies = await Promise.all(['a', 'b', 'c'].map((text) => client.request('say', text)))
+    t.same(replies, [null, null, null])
+    t.same(order, ['a', 'b', 'c'])
+    t.equal(app.realtime.stats().rateLimitErrors, failing ? 3 : 0)
+  })
+}

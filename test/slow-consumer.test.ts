@@ -1,13 +1,13 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import type { AddressInfo, Socket } from 'node:net'
-import Fastify from 'fastify'
+import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import { Clock } from '@tapjs/clock'
-import realtime, { CloseCode, type Connection } from '../index.js'
+import { CloseCode, type Connection } from '../index.js'
 import { Backpressure } from '../lib/backpressure.js'
 import type { RealtimeConnection } from '../lib/connection.js'
 import { until } from './helpers/wait.js'
+import { listeningApp } from './helpers/app.js'
 
 const PAD = 'x'.repeat(8 * 1024)
 const FRAME = Buffer.byteLength(JSON.stringify({ type: 'tick', room: 'feed', seq: 100000, data: { n: 100000, pad: PAD } }))
@@ -15,13 +15,12 @@ const FRAME = Buffer.byteLength(JSON.stringify({ type: 'tick', room: 'feed', seq
 interface Client { ws: WebSocket, seqs: number[] }
 
 async function setup (t: Test, options: Record<string, unknown>) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { heartbeat: false, closeTimeout: 10_000, ...options })
   const conns: Connection[] = []
-  app.realtime('/feed', { joinable: true, messages: {}, onOpen: (conn) => { conns.push(conn) } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/feed`
+  const { app, url: urlOf } = await listeningApp(t, {
+    options: { heartbeat: false, closeTimeout: 10_000, ...options },
+    routes: { '/feed': { joinable: true, messages: {}, onOpen: (conn: Connection) => { conns.push(conn) } } }
+  })
+  const url = urlOf('/feed')
   const open = async (): Promise<Client> => {
     const ws = new WebSocket(url)
     const client: Client = { ws, seqs: [] }
