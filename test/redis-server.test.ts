@@ -137,6 +137,7 @@ t.test('no redis outlives the process that started it', async t => {
     t.ok(pid > 0 && port > 0, `${name}: a server was started`)
     await until(() => !isRunning(pid), `redis ${pid} is gone`, 5000, 50)
     await until(() => portIsFree(port), `port ${port} is free`, 5000, 50)
-    t.pass(`${name}: the server died with it and freed its port`)
+    t.equal(isRunning(pid), false, `${name}: the server died with it`)
+    t.equal(await portIsFree(port), true, `${name}: and freed its port`)
   }
 })
