@@ -3,6 +3,7 @@ import Type from 'typebox'
 import { realtimeApp } from './helpers/app.js'
 import { defineRoute } from '../index.js'
 import { connect } from '../lib/testing.js'
+import { until } from './helpers/wait.js'
 
 const route = defineRoute({
   messages: {
@@ -19,7 +20,7 @@ t.test('next takes buffered messages in order, then waits for new ones', async (
   const app = await build(t)
   const client = await connect<typeof route>(app, '/r')
   client.send('twice', 1)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await until(() => client.received.length === 2, 'both replies to be buffered')
   t.equal((await client.next('n')).data, 1)
   t.equal((await client.next('n')).data, 2)
   const later = client.next('n')
