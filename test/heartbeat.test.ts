@@ -3,7 +3,7 @@ import { EventEmitter, once } from 'node:events'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { Clock } from '@tapjs/clock'
-import { listeningApp, openSocket } from './helpers/app.js'
+import { listeningApp, openSocket, registeredApp } from './helpers/app.js'
 import realtime, { type RealtimeOptions } from '../index.js'
 import { Heartbeat } from '../lib/heartbeat.js'
 import { defaults } from '../lib/options.js'
@@ -68,9 +68,7 @@ for (const [name, options, pinged] of [
   t.test(name, async (t) => {
     const clock = new Clock()
     t.teardown(clock.enter())
-    const app = Fastify()
-    t.teardown(() => app.close())
-    await app.register(realtime, options)
+    const app = await registeredApp(t, options)
     app.realtime('/room', { messages: {} })
     await app.ready()
     const quiet = await app.injectWS('/room', { autoPong: false })

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
 import { Redis } from 'ioredis'
-import { realtimeApp } from './helpers/app.js'
+import { realtimeApp, registeredApp } from './helpers/app.js'
 import realtime, { defineRoute, type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { RedisStore } from '../lib/stores/redis.js'
@@ -174,9 +174,7 @@ t.test('bad limits fail at register or declaration with coded errors', async (t)
     await t.rejects(async () => { await app.register(realtime, { rateLimit } as never) }, { code: 'FRT_ERR_OPTIONS_INVALID' }, JSON.stringify(rateLimit))
     await app.close()
   }
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   const messages = { m: { schema: Type.Null(), handler: () => {} } }
   for (const rateLimit of [5, { rate: 'fast' }, { shared: { key: 'user', rate: 1 } }, { shared: { key: 'nope', rate: 1, burst: 1 } }]) {
     t.throws(() => app.realtime('/bad', { messages, rateLimit } as never), { code: 'FRT_ERR_ROUTE_INVALID' }, JSON.stringify(rateLimit))

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import { realtimeApp } from './helpers/app.js'
+import { realtimeApp, registeredApp } from './helpers/app.js'
 import realtime, { type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { statusOf } from './helpers/upgrade.js'
@@ -55,9 +55,7 @@ t.test('allow-list entries must be bare origins', async (t) => {
 
 t.test('plain requests skip the check; the app\'s own route hooks still run after it', async (t) => {
   const seen: string[] = []
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { origins: ['https://app.example.com'] })
+  const app = await registeredApp(t, { origins: ['https://app.example.com'] })
   app.realtime('/ws', {
     messages: {},
     onRequest: [async () => { seen.push('onRequest') }],

@@ -19,8 +19,18 @@ export interface AppSpec {
   fastify?: FastifyServerOptions
 }
 
+type Teardown = { teardown: (fn: () => unknown) => void }
+
+/** An app with fastify-realtime registered, not ready yet (the test declares its own routes and hooks), closed when `t` ends. */
+export async function registeredApp (t: Teardown, options: RealtimeOptions = {}, fastify: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(fastify)
+  t.teardown(() => app.close())
+  await app.register(realtime, options)
+  return app
+}
+
 /** An app with fastify-realtime and the spec's routes, ready, closed when `t` ends. */
-export async function realtimeApp (t: { teardown: (fn: () => unknown) => void }, spec: AppSpec = {}): Promise<FastifyInstance> {
+export async function realtimeApp (t: Teardown, spec: AppSpec = {}): Promise<FastifyInstance> {
   const logs = spec.logs
   const app = Fastify({
     ...spec.fastify,
@@ -41,7 +51,7 @@ export async function realtimeApp (t: { teardown: (fn: () => unknown) => void },
 }
 
 /** The same, listening on a free port of 127.0.0.1; `url(path)` is the ws:// address of a route. */
-export async function listeningApp (t: { teardown: (fn: () => unknown) => void }, spec: AppSpec = {}):
+export async function listeningApp (t: Teardown, spec: AppSpec = {}):
 Promise<{ app: FastifyInstance, port: number, url: (path: string) => string }> {
   const app = await realtimeApp(t, spec)
   await app.listen({ port: 0, host: '127.0.0.1' })
