@@ -92,11 +92,11 @@ export class Auth {
   }
 
   /** The route `onRequest` hook of handshake auth: HTTP 401 before the upgrade on any failure. */
-  handshake (route: RouteAuthConfig): (request: FastifyRequest) => Promise<void> {
+  handshake (routeAuth: RouteAuthConfig): (request: FastifyRequest) => Promise<void> {
     const options = this.options
     return async function verifyHandshake (request) {
       if (!request.ws) return
-      const token = findToken(request, options, route.query)
+      const token = findToken(request, options, routeAuth.query)
       if (token === undefined) throw new FRT_ERR_AUTH_TOKEN_MISSING()
       await verify(request, token)
     }

@@ -7,8 +7,7 @@ import type { UserType } from '@fastify/jwt'
 import type { WebSocket } from 'ws'
 import { closeReason, serializeAck, serializeError, serializeEvent, type WireError } from './protocol.js'
 import type { Hub } from './hub.js'
-import type { CompiledRoute } from './route.js'
-import type { RoomTarget } from './rooms.js'
+import type { EmitChecker, RoomTarget } from './rooms.js'
 import type { ConnectionAuth } from './auth.js'
 import type { Backpressure } from './backpressure.js'
 import type { Connection } from '../types/route.js'
@@ -51,7 +50,8 @@ export class RealtimeConnection implements Connection {
   auth: ConnectionAuth | null = null
   /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it. Written by lib/backpressure.ts. */
   slowSince = 0
-  readonly #route: CompiledRoute
+  /** The route's declared emits (lib/route.ts). */
+  readonly #emits: EmitChecker
   readonly #hub: Hub
   readonly #userId: ResolvedOptions['auth']['userId']
   // Made on first use: most connections never need an id, a logger or a room
@@ -60,15 +60,15 @@ export class RealtimeConnection implements Connection {
   #log: FastifyBaseLogger | null = null
   #joined: Set<string> | null = null
 
-  constructor (socket: WebSocket, request: FastifyRequest, route: CompiledRoute, hub: Hub,
+  constructor (socket: WebSocket, request: FastifyRequest, hub: Hub, emits: EmitChecker, announcesPresence: boolean,
     userId: ResolvedOptions['auth']['userId']) {
     this.socket = socket
     this.request = request
-    this.#route = route
     this.#hub = hub
+    this.#emits = emits
     this.#userId = userId
     this.backpressure = hub.backpressure
-    this.announcesPresence = route.presence
+    this.announcesPresence = announcesPresence
     releaseUpgradeHead(request.raw)
   }
 
@@ -98,7 +98,7 @@ export class RealtimeConnection implements Connection {
   }
 
   emit (type: string, data: unknown): void {
-    this.#route.checkEmit(type, data)
+    this.#emits.checkEmit(type, data)
     this.send(serializeEvent(type, data))
   }
 
@@ -128,7 +128,7 @@ export class RealtimeConnection implements Connection {
   }
 
   to (room: string): RoomTarget {
-    return this.#hub.rooms.to(room, this.#route)
+    return this.#hub.rooms.to(room, this.#emits)
   }
 
   ack (id: string | number, data: unknown): void {

@@ -113,23 +113,23 @@ export class RouteLimiter {
   readonly namespace: string
   readonly userId: (user: UserType) => unknown
 
-  constructor (path: string, options: ResolvedOptions, route: RouteLimitOptions | undefined,
+  constructor (path: string, options: ResolvedOptions, routeLimit: RouteLimitOptions | undefined,
     messages: Record<string, { rateLimit?: MessageLimitOptions }>, store: RateLimitStore) {
     const base = options.rateLimit as Exclude<ResolvedOptions['rateLimit'], false>
-    if (route !== undefined) checkSpec(path, 'rateLimit', route, true)
+    if (routeLimit !== undefined) checkSpec(path, 'rateLimit', routeLimit, true)
     this.limits = {
-      rate: route?.rate ?? base.rate,
-      burst: route?.burst ?? base.burst,
+      rate: routeLimit?.rate ?? base.rate,
+      burst: routeLimit?.burst ?? base.burst,
       budget: base.budget
     }
-    if (route?.shared !== undefined) {
-      checkSpec(path, 'rateLimit.shared', route.shared, false)
-      const key = route.shared.key
+    if (routeLimit?.shared !== undefined) {
+      checkSpec(path, 'rateLimit.shared', routeLimit.shared, false)
+      const key = routeLimit.shared.key
       if (key !== 'user' && key !== 'ip' && typeof key !== 'function') {
         throw new FRT_ERR_ROUTE_INVALID(path, 'rateLimit.shared.key must be "user", "ip" or a function')
       }
     }
-    this.shared = route?.shared ?? null
+    this.shared = routeLimit?.shared ?? null
     for (const [type, message] of Object.entries(messages)) {
       const limit = message.rateLimit
       if (limit === undefined) continue

@@ -52,7 +52,8 @@ export class Pipeline {
 
   /** The `wsHandler` given to @fastify/websocket for the route. */
   readonly accept = (socket: WebSocket, request: FastifyRequest): void => {
-    const conn = new RealtimeConnection(socket, request, this.#route, this.#hub, this.#options.auth.userId)
+    const route = this.#route
+    const conn = new RealtimeConnection(socket, request, this.#hub, route, route.presence, this.#options.auth.userId)
     const tagged = socket as PipelineSocket
     tagged[kConnection] = conn
     tagged[kPipeline] = this
@@ -60,7 +61,7 @@ export class Pipeline {
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
     // A first-message auth route opens (onOpen) once its `auth` frame is verified (#authFrame).
-    if (this.#route.auth?.mode === 'message') {
+    if (route.auth?.mode === 'message') {
       this.#auth.awaitAuthFrame(conn)
       return
     }

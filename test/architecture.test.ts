@@ -69,3 +69,9 @@ t.test('the steps and the ground floor never import the connection, the hub, the
     t.same((graph.get(file) ?? []).filter((dep) => above.has(dep)), [], file)
   }
 })
+
+t.test('the connection and the hub never import the route table or the pipeline', async (t) => {
+  for (const file of ['lib/connection.ts', 'lib/hub.ts']) {
+    t.same((graph.get(file) ?? []).filter((dep) => dep === 'lib/route.ts' || dep === 'lib/pipeline.ts'), [], file)
+  }
+})
