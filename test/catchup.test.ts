@@ -7,6 +7,7 @@ import { Catchup } from '../lib/catchup.js'
 import { RedisHistory } from '../lib/history/redis.js'
 import { roomEventParts } from '../lib/protocol.js'
 import { startRedisServer } from './helpers/redis-server.js'
+import { until } from './helpers/until.js'
 
 const LIMITS = { maxCount: 1000, maxBytes: 1024 * 1024 }
 
@@ -120,7 +121,7 @@ t.test('five messages published on Redis while the history is read: merged, no d
     const late = Array.from({ length: 5 - before }, (_, i) => others.append('race', ...parts(20 + i)))
     const read = await reading
     await Promise.all([...early, ...late])
-    while (live < 5) await new Promise((resolve) => setTimeout(resolve, 2))
+    await until(() => live === 5, 'the five live messages')
     subscriber.off('messageBuffer', onMessage)
     await subscriber.unsubscribe('frt:{race}')
     t.equal(read.recovered, true)

@@ -16,6 +16,7 @@ import { RedisHistory, type RedisHistoryOptions } from '../lib/history/redis.js'
 import { roomEventParts } from '../lib/protocol.js'
 import type { HistoryRead, HistoryStore, RoomPosition } from '../types/history.js'
 import { startRedisCluster, startRedisServer } from './helpers/redis-server.js'
+import { until } from './helpers/until.js'
 
 const EPOCH = /^[\w-]{8,22}$/
 const WIDE = { maxCount: 10_000, maxBytes: 100 * 1024 * 1024 }
@@ -404,7 +405,7 @@ t.test('RedisHistory: one script numbers, keeps and publishes; the channel gets 
   subscriber.on('message', (_channel: string, message: string) => got.push(message))
   await subscriber.subscribe(`${prefix}{pub}`)
   for (let i = 1; i <= 5; i++) await store.append('pub', ...parts('pub', `m${i}`))
-  while (got.length < 5) await sleep(5)
+  await until(() => got.length === 5, 'five published messages')
   t.same(got, Array.from({ length: 5 }, (_, i) => `frt10ORIGINORIGINORIG${i + 1}:${frame('pub', i + 1, `m${i + 1}`)}`))
   const read = await store.since('pub', null, WIDE)
   t.equal(read.seq, 5, 'published and kept under the same seqs')
@@ -423,8 +424,8 @@ t.test('RedisHistory: a retried publish is stored once and delivered once', asyn
   const retry = await store.append('dup', ...parts('dup', 'once'), { id: 'i:1' })
   t.same(retry, { ...first, duplicate: true })
   const marker = await store.append('dup', ...parts('dup', 'marker'))
-  while (got.length < 2) await sleep(5)
-  await sleep(50)
+  await until(() => got.length === 2, 'two published messages')
+  // Anything published twice would have arrived before the marker, which was published after the retry.
   t.same(got, [`H1:${frame('dup', 1, 'once')}`, `H2:${frame('dup', 2, 'marker')}`], 'published once')
   t.equal(marker.seq, 2)
   t.equal(await client.xlen(`${prefix}{dup}:x`), 2, 'stored once')
@@ -444,7 +445,7 @@ t.test('RedisHistory: sharded publishing uses SPUBLISH', async t => {
   subscriber.on('smessage', (_channel: string, message: string) => got.push(message))
   await subscriber.ssubscribe(`${prefix}{sharded}`)
   await store.append('sharded', ...parts('sharded', 'hello'))
-  while (got.length < 1) await sleep(5)
+  await until(() => got.length === 1, 'the published message')
   t.same(got, [`S1:${frame('sharded', 1, 'hello')}`])
 })
 
