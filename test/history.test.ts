@@ -121,6 +121,9 @@ function historySuite (t: Test, target: Target): void {
     const { epoch } = await say(store, room, 'y')
     t.same(await store.since(room, { seq: 3, epoch }, WIDE), { recovered: false, seq: 2, epoch, reason: 'ahead' })
     t.same(await store.since(room, { seq: 1000, epoch }, WIDE), { recovered: false, seq: 2, epoch, reason: 'ahead' })
+    for (const junk of [-1, 0.5, Number.NaN, Infinity]) {
+      t.same(await store.since(room, { seq: junk, epoch }, WIDE), { recovered: false, seq: 2, epoch, reason: 'ahead' }, `seq ${junk}`)
+    }
   })
 
   t.test('a range longer than the reader\'s bounds is refused whole (bound), never cut', async t => {

@@ -23,7 +23,7 @@ export interface HistoryAppended extends RoomPosition {
 export type NotRecoverable =
   /** The position is from another life of the room (its history was lost since). */
   | 'epoch'
-  /** The position is newer than the room's current seq. */
+  /** The position is newer than the room's current seq (or its seq is not an integer >= 0). */
   | 'ahead'
   /** Part of the range is no longer kept (trimmed by count, age or bytes, or never kept: a hole). */
   | 'trimmed'

@@ -133,7 +133,8 @@ export class MemoryHistory implements HistoryStore {
     const { seq, epoch } = history
     if (since === null) return { recovered: true, seq, epoch, frames: [] }
     if (since.epoch !== epoch) return { recovered: false, seq, epoch, reason: 'epoch' }
-    if (since.seq > seq) return { recovered: false, seq, epoch, reason: 'ahead' }
+    // Not a seq this room ever had (the core validates client input; a store never indexes with junk).
+    if (since.seq > seq || !Number.isSafeInteger(since.seq) || since.seq < 0) return { recovered: false, seq, epoch, reason: 'ahead' }
     const count = seq - since.seq
     if (count === 0) return { recovered: true, seq, epoch, frames: [] }
     if (count > bounds.maxCount) return { recovered: false, seq, epoch, reason: 'bound' }

@@ -210,6 +210,8 @@ export class RedisHistory implements HistoryStore {
 
   async since (room: string, since: RoomPosition | null, bounds: HistoryBounds): Promise<HistoryRead> {
     const key = this.#prefix + '{' + room + '}'
+    // Not a seq this room ever had: asked as a position far ahead, so the script answers 'ahead' with the position.
+    if (since !== null && (!Number.isSafeInteger(since.seq) || since.seq < 0)) since = { seq: Number.MAX_SAFE_INTEGER, epoch: since.epoch }
     const reply = await this.#since(key + ':h', key + ':x', this.#epoch(), this.#ttl,
       since === null ? '' : String(since.seq), since === null ? '' : since.epoch,
       bounds.maxCount, bounds.maxBytes, this.#maxAge).catch(fail)
