@@ -7,7 +7,6 @@ import { Catchup } from '../lib/catchup.js'
 import { RedisHistory } from '../lib/history/redis.js'
 import { roomEventParts } from '../lib/protocol.js'
 import { startRedisServer } from './helpers/redis-server.js'
-import { until } from './helpers/until.js'
 
 const LIMITS = { maxCount: 1000, maxBytes: 1024 * 1024 }
 
@@ -105,11 +104,13 @@ t.test('five messages published on Redis while the history is read: merged, no d
     // It comes back: live messages are held from now on...
     const catchup = new Catchup(since, LIMITS)
     let live = 0
+    let heldAll: () => void = () => {}
+    const fiveHeld = new Promise<void>((resolve) => { heldAll = resolve })
     const onMessage = (_channel: string, message: Buffer): void => {
       const text = message.toString()
       const colon = text.indexOf(':')
       catchup.hold(Number(text.slice(header.length, colon)), message.subarray(colon + 1))
-      live++
+      if (++live === 5) heldAll()
     }
     subscriber.on('messageBuffer', onMessage)
     await subscriber.subscribe('frt:{race}')
@@ -121,7 +122,7 @@ t.test('five messages published on Redis while the history is read: merged, no d
     const late = Array.from({ length: 5 - before }, (_, i) => others.append('race', ...parts(20 + i)))
     const read = await reading
     await Promise.all([...early, ...late])
-    await until(() => live === 5, 'the five live messages')
+    await fiveHeld
     subscriber.off('messageBuffer', onMessage)
     await subscriber.unsubscribe('frt:{race}')
     t.equal(read.recovered, true)

@@ -16,7 +16,6 @@ import { RedisHistory, type RedisHistoryOptions } from '../lib/history/redis.js'
 import { roomEventParts } from '../lib/protocol.js'
 import type { HistoryRead, HistoryStore, RoomPosition } from '../types/history.js'
 import { startRedisCluster, startRedisServer } from './helpers/redis-server.js'
-import { until } from './helpers/until.js'
 
 const EPOCH = /^[\w-]{8,22}$/
 const WIDE = { maxCount: 10_000, maxBytes: 100 * 1024 * 1024 }
@@ -394,6 +393,15 @@ t.test('MemoryHistory: bad options are rejected with FRT_ERR_HISTORY_INVALID nam
 
 // --- RedisHistory on its own ----------------------------------------------------
 
+/** The messages `subscriber` gets on `event`, and a promise of the first `count` of them. */
+function receive (subscriber: Redis | Cluster, event: 'message' | 'smessage', count: number): { got: string[], arrived: Promise<void> } {
+  const got: string[] = []
+  const arrived = new Promise<void>((resolve) => {
+    subscriber.on(event, (_channel: string, message: string) => { if (got.push(message) === count) resolve() })
+  })
+  return { got, arrived }
+}
+
 function parts (room: string, text: string): [string, string] {
   return roomEventParts('said', room, { text })
 }
@@ -404,11 +412,10 @@ t.test('RedisHistory: one script numbers, keeps and publishes; the channel gets 
   t.teardown(() => { subscriber.disconnect(); return client.quit() })
   const prefix = newPrefix()
   const store = new RedisHistory({ client, prefix, publish: { header: 'frt10ORIGINORIGINORIG', sharded: false } })
-  const got: string[] = []
-  subscriber.on('message', (_channel: string, message: string) => got.push(message))
+  const { got, arrived } = receive(subscriber, 'message', 5)
   await subscriber.subscribe(`${prefix}{pub}`)
   for (let i = 1; i <= 5; i++) await store.append('pub', ...parts('pub', `m${i}`))
-  await until(() => got.length === 5, 'five published messages')
+  await arrived
   t.same(got, Array.from({ length: 5 }, (_, i) => `frt10ORIGINORIGINORIG${i + 1}:${frame('pub', i + 1, `m${i + 1}`)}`))
   const read = await store.since('pub', null, WIDE)
   t.equal(read.seq, 5, 'published and kept under the same seqs')
@@ -420,14 +427,13 @@ t.test('RedisHistory: a retried publish is stored once and delivered once', asyn
   t.teardown(() => { subscriber.disconnect(); return client.quit() })
   const prefix = newPrefix()
   const store = new RedisHistory({ client, prefix, publish: { header: 'H', sharded: false }, dedupeTtl: 300 })
-  const got: string[] = []
-  subscriber.on('message', (_channel: string, message: string) => got.push(message))
+  const { got, arrived } = receive(subscriber, 'message', 2)
   await subscriber.subscribe(`${prefix}{dup}`)
   const first = await store.append('dup', ...parts('dup', 'once'), { id: 'i:1' })
   const retry = await store.append('dup', ...parts('dup', 'once'), { id: 'i:1' })
   t.same(retry, { ...first, duplicate: true })
   const marker = await store.append('dup', ...parts('dup', 'marker'))
-  await until(() => got.length === 2, 'two published messages')
+  await arrived
   // Anything published twice would have arrived before the marker, which was published after the retry.
   t.same(got, [`H1:${frame('dup', 1, 'once')}`, `H2:${frame('dup', 2, 'marker')}`], 'published once')
   t.equal(marker.seq, 2)
@@ -444,11 +450,10 @@ t.test('RedisHistory: sharded publishing uses SPUBLISH', async t => {
   t.teardown(async () => { subscriber.disconnect(); await client.quit() })
   const prefix = newPrefix()
   const store = new RedisHistory({ client, prefix, publish: { header: 'S', sharded: true } })
-  const got: string[] = []
-  subscriber.on('smessage', (_channel: string, message: string) => got.push(message))
+  const { got, arrived } = receive(subscriber, 'smessage', 1)
   await subscriber.ssubscribe(`${prefix}{sharded}`)
   await store.append('sharded', ...parts('sharded', 'hello'))
-  await until(() => got.length === 1, 'the published message')
+  await arrived
   t.same(got, [`S1:${frame('sharded', 1, 'hello')}`])
 })
 
