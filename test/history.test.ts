@@ -481,6 +481,25 @@ t.test('RedisHistory: the key layout: hash, stream of <ms>-<seq> entries, all on
   t.not(await slot(`${prefix}{other}:h`), slots[0], 'another room hashes elsewhere (these two names do)')
 })
 
+t.test('RedisHistory: the stream is bounded in Redis itself, by count (exact MAXLEN) and by age (MINID)', async t => {
+  const client = new Redis(redis.url)
+  t.teardown(() => client.quit())
+  const prefix = newPrefix()
+  const byCount = new RedisHistory({ client, prefix, maxCount: 50 })
+  let largest = 0
+  for (let i = 0; i < 300; i++) {
+    await byCount.append('count', ...parts('count', `m${i}`))
+    if (i % 10 === 0) largest = Math.max(largest, await client.xlen(`${prefix}{count}:x`))
+  }
+  t.equal(largest, 50)
+  t.equal(await client.xlen(`${prefix}{count}:x`), 50)
+  const byAge = new RedisHistory({ client, prefix, maxAge: 200 })
+  for (let i = 0; i < 20; i++) await byAge.append('age', ...parts('age', `m${i}`))
+  await sleep(250)
+  await byAge.append('age', ...parts('age', 'last'))
+  t.equal(await client.xlen(`${prefix}{age}:x`), 1, 'the aged entries are gone from Redis, not only hidden')
+})
+
 t.test('RedisHistory: Redis restarted without persistence: a new epoch, old positions refused, never a wrong replay', async t => {
   const own = await startRedisServer()
   t.teardown(() => own.stop())
