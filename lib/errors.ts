@@ -74,3 +74,15 @@ export const FRT_ERR_ADAPTER_REDIS = createError(
 
 export const FRT_ERR_ROUTE_UPGRADE_REQUIRED = createError(
   'FRT_ERR_ROUTE_UPGRADE_REQUIRED', 'This route only accepts WebSocket upgrades', 426)
+
+export const FRT_ERR_HISTORY_INVALID = createError(
+  'FRT_ERR_HISTORY_INVALID', 'Invalid history store: %s', 500, TypeError)
+
+export const FRT_ERR_HISTORY_REDIS = createError(
+  'FRT_ERR_HISTORY_REDIS', 'Redis history store failed: %s', 500)
+
+export const FRT_ERR_SESSION_INVALID = createError(
+  'FRT_ERR_SESSION_INVALID', 'Invalid session store: %s', 500, TypeError)
+
+export const FRT_ERR_SESSION_REDIS = createError(
+  'FRT_ERR_SESSION_REDIS', 'Redis session store failed: %s', 500)
