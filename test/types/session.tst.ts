@@ -1,8 +1,8 @@
 import { expect, test } from 'tstyche'
 import { Cluster, Redis } from 'ioredis'
-import type { SessionAppend, SessionState, SessionStore, SessionTaken } from './session.js'
-import { MemorySessions } from '../lib/sessions/memory.js'
-import { RedisSessions } from '../lib/sessions/redis.js'
+import type { SessionAppend, SessionState, SessionStore, SessionTaken } from '../../types/session.js'
+import { MemorySessions } from '../../lib/sessions/memory.js'
+import { RedisSessions } from '../../lib/sessions/redis.js'
 
 // A store written the way a user would: a plain map, no lists kept.
 class MapSessions implements SessionStore {

@@ -1,8 +1,8 @@
 import { expect, test } from 'tstyche'
 import { Cluster, Redis } from 'ioredis'
-import type { HistoryAppended, HistoryRead, HistoryStore, RoomPosition } from './history.js'
-import { MemoryHistory } from '../lib/history/memory.js'
-import { RedisHistory } from '../lib/history/redis.js'
+import type { HistoryAppended, HistoryRead, HistoryStore, RoomPosition } from '../../types/history.js'
+import { MemoryHistory } from '../../lib/history/memory.js'
+import { RedisHistory } from '../../lib/history/redis.js'
 
 // A store written the way a user would: async, keeping everything in some other backend.
 class ArrayHistory implements HistoryStore {
