@@ -521,9 +521,7 @@ export class RealtimeClient<R = unknown> {
     }
     this.#openedAt = 0
     for (const pending of this.#pending.values()) {
-      if (pending.conn !== this.#conn) continue
-      // Without sessions nothing can make a resend safe: fail now, unless the caller said it is.
-      if (pending.internal || (!this.#o.session && !pending.resend)) {
+      if (pending.internal && pending.conn === this.#conn) {
         this.#fail(pending, ClientErrorCode.ConnectionLost, 'The connection was lost before the reply')
       }
     }
@@ -554,6 +552,12 @@ export class RealtimeClient<R = unknown> {
     if (delay === undefined) {
       this.#shutdown(code, reason)
       return
+    }
+    for (const pending of this.#pending.values()) {
+      // Without sessions nothing can make a resend safe: fail now (retriable), unless the caller said it is.
+      if (pending.conn === this.#conn && !this.#o.session && !pending.resend) {
+        this.#fail(pending, ClientErrorCode.ConnectionLost, 'The connection was lost before the reply')
+      }
     }
     this.#setState(this.#everOpen ? 'reconnecting' : 'connecting')
     this.events.emit('close', { code, reason, reconnectIn: delay })
