@@ -342,7 +342,9 @@ export class RealtimeClient<R = unknown> {
     let token: string | null | undefined
     if (this.#o.token !== undefined) {
       try {
-        token = await this.#o.token()
+        // Never synchronously: the constructor's caller has not added its listeners yet.
+        const provider = this.#o.token
+        token = await Promise.resolve().then(() => provider())
       } catch (err) {
         if (conn !== this.#conn || this.#state === 'closed') return
         this.events.emit('error', new RealtimeError(ClientErrorCode.TokenProvider, (err as Error)?.message ?? String(err)))
