@@ -89,9 +89,9 @@ for (const mode of ['handshake', 'message'] as const) {
 t.test('without refresh the server closes at exp with 4401 and the client comes back with a fresh token', async (t) => {
   const server = await startServer(t, { auth: 'handshake' })
   let calls = 0
-  const c = client(t, server.url, { refreshBefore: false, token: () => server.sign('ada', ++calls === 1 ? 1 : 3600) })
+  const c = client(t, server.url, { refreshBefore: false, token: () => server.sign('ada', ++calls === 1 ? 2 : 3600) })
   await c.ready()
-  t.match(await nextEvent(c, 'close', 5000), { code: 4401, reconnectIn: Number })
+  t.match(await nextEvent(c, 'close', 8000), { code: 4401, reconnectIn: Number })
   await stateOf(c, 'open')
   t.equal(calls, 2)
 })

@@ -399,7 +399,7 @@ export class RealtimeClient<R = unknown> {
     if (this.#o.session) {
       this.#awaitingSession = true
     } else {
-      this.#restore(false, undefined).catch(report)
+      this.#restore(false, undefined)
     }
   }
 
@@ -407,7 +407,7 @@ export class RealtimeClient<R = unknown> {
    * The connection is authenticated and its session known: re-join rooms, then resend what was in flight, then
    * flush the outbox, in that order, so nothing queued reaches the server before the rooms it may need.
    */
-  async #restore (recovered: boolean, sessionRooms: SessionRoom[] | undefined): Promise<void> {
+  #restore (recovered: boolean, sessionRooms: SessionRoom[] | undefined): void {
     const ws = this.#ws as WebSocketLike
     const restored = new Set<string>()
     for (const entry of sessionRooms ?? []) {
@@ -443,7 +443,12 @@ export class RealtimeClient<R = unknown> {
     }
     for (const room of this.#leftAway) if (restored.has(room)) joins.push(this.#call(MessageType.RoomLeave, { room }).catch(() => {}))
     this.#leftAway.clear()
-    await Promise.all(joins)
+    // Synchronous when there is nothing to wait for, so a connection without rooms is open at once.
+    if (joins.length === 0) this.#ready(ws, recovered)
+    else Promise.all(joins).then(() => this.#ready(ws, recovered), report)
+  }
+
+  #ready (ws: WebSocketLike, recovered: boolean): void {
     if (ws !== this.#ws) return
     for (const pending of this.#pending.values()) {
       if (pending.internal || pending.conn === 0 || pending.conn === this.#conn) continue
@@ -722,7 +727,7 @@ export class RealtimeClient<R = unknown> {
       if (typeof data?.token === 'string') this.#sessionToken = data.token
       if (this.#awaitingSession) {
         this.#awaitingSession = false
-        this.#restore(data?.recovered === true, data?.rooms).catch(report)
+        this.#restore(data?.recovered === true, data?.rooms)
       }
       return
     }
