@@ -170,6 +170,9 @@ export class RealtimeClient<R = unknown> {
   readonly #listeners = new Map<string, Set<Listener>>()
   #sessionToken: string | undefined
   #awaitingSession = false
+  /** Auth of the current socket is done (a session message may come in the same read as the auth ack). */
+  #authed = false
+  #earlySession: { recovered?: boolean, rooms?: SessionRoom[] } | undefined
   #retryAfter: number | undefined
   #advice: number | undefined
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined
@@ -328,7 +331,7 @@ export class RealtimeClient<R = unknown> {
     this.#rooms.delete(room)
     state?.waiters.forEach((w) => w.reject(new RealtimeError(ClientErrorCode.Aborted, `Left "${room}"`)))
     if (this.#state === 'open') {
-      await this.#call(MessageType.RoomLeave, { room })
+      await new Promise((resolve, reject) => this.#call(MessageType.RoomLeave, { room }, resolve, reject))
     } else {
       this.#leftAway.add(room)
     }
@@ -380,11 +383,13 @@ export class RealtimeClient<R = unknown> {
       if (ws !== this.#ws) return
       this.#lastReceived = Date.now()
       this.#schedulePing(this.#o.ping === false ? 0 : this.#o.ping.interval)
+      this.#authed = false
+      this.#earlySession = undefined
+      this.#awaitingSession = this.#o.session
       if (firstMessage) {
         const data: Record<string, unknown> = { token }
         if (this.#sessionToken !== undefined) data.resume = this.#sessionToken
-        this.#call(MessageType.Auth, data).then((ack) => {
-          if (ws !== this.#ws) return
+        this.#call(MessageType.Auth, data, (ack) => {
           this.#expiresAt((ack as { exp?: number } | null)?.exp)
           this.#authenticated()
         }, () => {}) // a refused auth frame is followed by a 4401 close
@@ -396,10 +401,14 @@ export class RealtimeClient<R = unknown> {
   }
 
   #authenticated (): void {
-    if (this.#o.session) {
-      this.#awaitingSession = true
-    } else {
+    this.#authed = true
+    const early = this.#earlySession
+    if (!this.#o.session) {
       this.#restore(false, undefined)
+    } else if (early !== undefined) {
+      this.#awaitingSession = false
+      this.#earlySession = undefined
+      this.#restore(early.recovered === true, early.rooms)
     }
   }
 
@@ -441,7 +450,7 @@ export class RealtimeClient<R = unknown> {
       }
       joins.push(this.#joinRoom(room, state, state.seq !== undefined && state.epoch !== undefined))
     }
-    for (const room of this.#leftAway) if (restored.has(room)) joins.push(this.#call(MessageType.RoomLeave, { room }).catch(() => {}))
+    for (const room of this.#leftAway) if (restored.has(room)) joins.push(new Promise((resolve) => this.#call(MessageType.RoomLeave, { room }, resolve, resolve)))
     this.#leftAway.clear()
     // Synchronous when there is nothing to wait for, so a connection without rooms is open at once.
     if (joins.length === 0) this.#ready(ws, recovered)
@@ -472,7 +481,8 @@ export class RealtimeClient<R = unknown> {
   #joinRoom (room: string, state: RoomState, since: boolean): Promise<void> {
     const last = state.seq
     const data = since ? { room, since: { seq: state.seq, epoch: state.epoch } } : { room }
-    return this.#call(MessageType.RoomJoin, data).then((ack) => {
+    return new Promise((resolve) => this.#call(MessageType.RoomJoin, data, (ack) => {
+      resolve()
       if (this.#rooms.get(room) !== state) return
       const position = ack as { seq?: unknown, epoch?: string, recovered?: boolean } | null
       if (position !== null && typeof position === 'object' && typeof position.seq === 'number') {
@@ -488,13 +498,15 @@ export class RealtimeClient<R = unknown> {
         state.epoch = undefined
       }
       this.#joined(state)
-    }, (err: RealtimeError) => {
+    }, (err) => {
+      resolve()
       // Lost with the socket: the next connect re-joins it. Refused: forget it.
       if (err.code === ClientErrorCode.ConnectionLost || this.#rooms.get(room) !== state) return
       this.#rooms.delete(room)
-      for (const waiter of state.waiters.splice(0)) waiter.reject(err)
-      if (state.waiters.length === 0) this.events.emit('error', err)
-    })
+      const waiters = state.waiters.splice(0)
+      for (const waiter of waiters) waiter.reject(err)
+      if (waiters.length === 0) this.events.emit('error', err)
+    }))
   }
 
   #joined (state: RoomState): void {
@@ -684,9 +696,10 @@ export class RealtimeClient<R = unknown> {
       .then(() => (this.#o.token as () => unknown)())
       .then((token) => {
         if (conn !== this.#conn || this.#ws === null) return
-        return this.#call(MessageType.Auth, { token }).then((ack) => {
+        return new Promise((resolve, reject) => this.#call(MessageType.Auth, { token }, (ack) => {
           if (conn === this.#conn) this.#expiresAt((ack as { exp?: number } | null)?.exp)
-        })
+          resolve(undefined)
+        }, reject))
       })
       .catch((err: unknown) => {
         // The socket stays until the old token expires; then 4401 and a reconnect with a fresh token.
@@ -725,9 +738,13 @@ export class RealtimeClient<R = unknown> {
     if (type === MessageType.Session) {
       const data = msg.data as { token?: string, recovered?: boolean, rooms?: SessionRoom[] } | undefined
       if (typeof data?.token === 'string') this.#sessionToken = data.token
-      if (this.#awaitingSession) {
+      if (this.#awaitingSession && data !== undefined) {
+        if (!this.#authed) {
+          this.#earlySession = data
+          return
+        }
         this.#awaitingSession = false
-        this.#restore(data?.recovered === true, data?.rooms)
+        this.#restore(data.recovered === true, data.rooms)
       }
       return
     }
@@ -792,25 +809,27 @@ export class RealtimeClient<R = unknown> {
     (this.#ws as WebSocketLike).send(pending.frame)
   }
 
-  /** A request of the current socket only (auth, joins, leaves): not queued, not resent. */
-  #call (type: string, data: unknown): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const id = ++this.#nextId
-      const pending: Pending = {
-        id,
-        frame: JSON.stringify({ type, id, data }),
-        resolve,
-        reject,
-        timer: undefined,
-        signal: undefined,
-        onAbort: undefined,
-        conn: 0,
-        resend: false,
-        internal: true
-      }
-      this.#track(pending, this.#o.timeout, `"${type}"`)
-      this.#write(pending)
-    })
+  /**
+   * A request of the current socket only (auth, joins, leaves): not queued, not resent. Its callbacks run
+   * synchronously on the reply, before the next frame of the same read (a join ack sets the room's position
+   * before the live messages that follow it).
+   */
+  #call (type: string, data: unknown, onAck: (data: unknown) => void, onError: (err: RealtimeError) => void): void {
+    const id = ++this.#nextId
+    const pending: Pending = {
+      id,
+      frame: JSON.stringify({ type, id, data }),
+      resolve: onAck,
+      reject: onError,
+      timer: undefined,
+      signal: undefined,
+      onAbort: undefined,
+      conn: 0,
+      resend: false,
+      internal: true
+    }
+    this.#track(pending, this.#o.timeout, `"${type}"`)
+    this.#write(pending)
   }
 
   #settle (pending: Pending): Pending {
