@@ -91,7 +91,6 @@ interface SessionRoom { room: string, seq: number, epoch: string, recovered: boo
 
 type Listener = (...args: any[]) => void
 
-const OPEN = 1
 // A close we make ourselves (ping timeout, offline, connect timeout); any 4000-4999 is ours to use.
 const LOCAL_CLOSE = 4000
 
@@ -170,9 +169,6 @@ export class RealtimeClient<R = unknown> {
   readonly #listeners = new Map<string, Set<Listener>>()
   #sessionToken: string | undefined
   #awaitingSession = false
-  /** Auth of the current socket is done (a session message may come in the same read as the auth ack). */
-  #authed = false
-  #earlySession: { recovered?: boolean, rooms?: SessionRoom[] } | undefined
   #retryAfter: number | undefined
   #advice: number | undefined
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined
@@ -350,7 +346,7 @@ export class RealtimeClient<R = unknown> {
         token = await Promise.resolve().then(() => provider())
       } catch (err) {
         if (conn !== this.#conn || this.#state === 'closed') return
-        this.events.emit('error', new RealtimeError(ClientErrorCode.TokenProvider, (err as Error)?.message ?? String(err)))
+        this.events.emit('error', new RealtimeError(ClientErrorCode.TokenProvider, String((err as Error).message)))
         this.#retry(CloseCode.Abnormal, 'The token provider failed')
         return
       }
@@ -370,7 +366,7 @@ export class RealtimeClient<R = unknown> {
       return
     }
     this.#ws = ws
-    this.#connectTimer = setTimeout(() => this.#drop(ws, 'Connect timeout'), this.#o.connectTimeout)
+    this.#connectTimer = setTimeout(() => this.#drop('Connect timeout'), this.#o.connectTimeout)
     unref(this.#connectTimer)
     ws.onerror = () => {} // the close event follows and carries the code
     ws.onclose = (event: { code: number, reason: string }) => {
@@ -383,9 +379,6 @@ export class RealtimeClient<R = unknown> {
       if (ws !== this.#ws) return
       this.#lastReceived = Date.now()
       this.#schedulePing(this.#o.ping === false ? 0 : this.#o.ping.interval)
-      this.#authed = false
-      this.#earlySession = undefined
-      this.#awaitingSession = this.#o.session
       if (firstMessage) {
         const data: Record<string, unknown> = { token }
         if (this.#sessionToken !== undefined) data.resume = this.#sessionToken
@@ -400,16 +393,10 @@ export class RealtimeClient<R = unknown> {
     }
   }
 
+  // The auth ack settles synchronously, so a session message in the same read as the ack comes after this.
   #authenticated (): void {
-    this.#authed = true
-    const early = this.#earlySession
-    if (!this.#o.session) {
-      this.#restore(false, undefined)
-    } else if (early !== undefined) {
-      this.#awaitingSession = false
-      this.#earlySession = undefined
-      this.#restore(early.recovered === true, early.rooms)
-    }
+    if (this.#o.session) this.#awaitingSession = true
+    else this.#restore(false, undefined)
   }
 
   /**
@@ -420,20 +407,15 @@ export class RealtimeClient<R = unknown> {
     const ws = this.#ws as WebSocketLike
     const restored = new Set<string>()
     for (const entry of sessionRooms ?? []) {
-      const state = this.#rooms.get(entry.room)
-      if (entry.recovered) {
-        restored.add(entry.room)
-        // The missed messages follow the session message: keep our own position so they are not dropped.
-        if (state !== undefined) continue
-        this.#rooms.set(entry.room, { seq: undefined, epoch: entry.epoch, wanted: false, waiters: [] })
-      } else {
-        if (state?.seq !== undefined) this.#gap(entry.room, 'unrecovered', state.seq, entry.seq)
-        if (state !== undefined) {
-          state.seq = entry.seq
-          state.epoch = entry.epoch
-          if (state.wanted) restored.add(entry.room)
-        }
-      }
+      // The rooms listed are those the server restored: membership is back; history only when `recovered`.
+      restored.add(entry.room)
+      let state = this.#rooms.get(entry.room)
+      if (state === undefined) this.#rooms.set(entry.room, state = { seq: undefined, epoch: entry.epoch, wanted: false, waiters: [] })
+      // Recovered: the missed messages follow the session message; keep our own position so they are not dropped.
+      if (entry.recovered) continue
+      if (state.seq !== undefined) this.#gap(entry.room, 'unrecovered', state.seq, entry.seq)
+      state.seq = entry.seq
+      state.epoch = entry.epoch
     }
     for (const [room, state] of this.#rooms) {
       if (state.wanted || restored.has(room)) continue
@@ -514,14 +496,11 @@ export class RealtimeClient<R = unknown> {
   }
 
   /** Ends the current socket on our side (ping timeout, offline, connect timeout) and takes the retry path. */
-  #drop (ws: WebSocketLike, reason: string): void {
-    if (ws !== this.#ws) return
+  // Only called for the current socket: its timers are cleared when it is detached.
+  #drop (reason: string): void {
+    const ws = this.#ws as WebSocketLike
     this.#detach()
-    try {
-      ws.close(LOCAL_CLOSE, reason)
-    } catch {
-      /* c8 ignore next: a socket still connecting may refuse a close code; it is abandoned either way */
-    }
+    ws.close(LOCAL_CLOSE, reason)
     this.#retry(CloseCode.Abnormal, reason)
   }
 
@@ -548,7 +527,6 @@ export class RealtimeClient<R = unknown> {
 
   /** The close-code policy of the protocol's retry table. */
   #retry (code: number, reason: string): void {
-    if (this.#state === 'closed') return
     const options = this.#o.reconnect
     const action = RetryPolicy[code] ?? 'backoff'
     let delay: number | undefined
@@ -626,7 +604,7 @@ export class RealtimeClient<R = unknown> {
     this.#offline = true
     clearTimeout(this.#reconnectTimer)
     this.#reconnectTimer = undefined
-    if (this.#ws !== null) this.#drop(this.#ws, 'Offline')
+    if (this.#ws !== null) this.#drop('Offline')
   }
 
   // ---- liveness and token refresh: one timer per socket, judged by wall time ----
@@ -643,8 +621,8 @@ export class RealtimeClient<R = unknown> {
   }
 
   #tick (): void {
-    const ws = this.#ws
-    if (ws === null || ws.readyState !== OPEN) return
+    // Cleared when the socket is detached, so this is the current one.
+    const ws = this.#ws as WebSocketLike
     const now = Date.now()
     if (this.#refreshAt !== 0 && now >= this.#refreshAt) this.#refresh()
     const ping = this.#o.ping
@@ -661,7 +639,7 @@ export class RealtimeClient<R = unknown> {
         this.#pingSentAt = now
         ws.send('{"type":"ping"}')
       } else if (now - this.#pingSentAt >= ping.timeout) {
-        this.#drop(ws, 'Ping timeout')
+        this.#drop('Ping timeout')
         return
       }
     }
@@ -738,13 +716,9 @@ export class RealtimeClient<R = unknown> {
     if (type === MessageType.Session) {
       const data = msg.data as { token?: string, recovered?: boolean, rooms?: SessionRoom[] } | undefined
       if (typeof data?.token === 'string') this.#sessionToken = data.token
-      if (this.#awaitingSession && data !== undefined) {
-        if (!this.#authed) {
-          this.#earlySession = data
-          return
-        }
+      if (this.#awaitingSession) {
         this.#awaitingSession = false
-        this.#restore(data.recovered === true, data.rooms)
+        this.#restore(data?.recovered === true, data?.rooms)
       }
       return
     }
@@ -844,7 +818,6 @@ export class RealtimeClient<R = unknown> {
   }
 
   #fail (pending: Pending, code: string, message: string): void {
-    if (this.#pending.get(pending.id) !== pending) return
     this.#settle(pending).reject(new RealtimeError(code, message))
   }
 }
