@@ -1,6 +1,6 @@
 // Builds the browser bundle of the client (one ES module, minified, no
 // dependencies) with esbuild and prints its size; fails past the size budget.
-//   node scripts/build-client.mjs           -> dist/browser/client.js
+//   node scripts/build-client.mjs [outfile]   -> dist/browser/client.js by default
 // The unbundled ESM build (`fastify-realtime/client`) is tsc's dist/lib/client/.
 import { build } from 'esbuild'
 import { readFileSync } from 'node:fs'
@@ -9,8 +9,8 @@ import { join } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
 const outfile = process.argv[2] ?? join(root, 'dist/browser/client.js')
-// The issue's target: under 5 KB min+gzip.
-const BUDGET = 5 * 1024
+// The issue's target: under 5 KB min+gzip (CLIENT_SIZE_BUDGET overrides it, for the test of this check).
+const BUDGET = Number(process.env.CLIENT_SIZE_BUDGET ?? 5 * 1024)
 
 await build({
   entryPoints: [join(root, 'lib/client/index.ts')],

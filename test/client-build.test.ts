@@ -1,8 +1,8 @@
 // The browser bundle: one self-contained ES module with no server code, under
 // the size budget; the client's sources import nothing of the server's.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,6 +29,15 @@ t.test('the bundle is self-contained, has no server code, and is under 5 KB min+
   const client = await import(outfile)
   t.equal(typeof client.createClient, 'function')
   t.throws(() => client.createClient('ws://127.0.0.1:9/'), /No WebSocket implementation/)
+})
+
+t.test('the size check fails past its budget; by default it builds dist/browser/client.js', async (t) => {
+  const over = spawnSync(process.execPath, [join(root, 'scripts/build-client.mjs')], {
+    encoding: 'utf8', env: { ...process.env, CLIENT_SIZE_BUDGET: '100' }
+  })
+  t.equal(over.status, 1)
+  t.match(over.stderr, /over the size budget/)
+  t.ok(existsSync(join(root, 'dist/browser/client.js')))
 })
 
 t.test('lib/client imports only lib/wire.ts from the rest of lib/, and nothing at run time from packages', async (t) => {

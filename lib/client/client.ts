@@ -228,9 +228,9 @@ export class RealtimeClient<R = unknown> {
     if (this.#state === 'closed') return Promise.reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
     return new Promise((resolve, reject) => {
       const off = this.events.on('state', (state) => {
+        // From connecting or reconnecting the only changes are to open or closed.
         if (state === 'open') resolve()
-        else if (state === 'closed') reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
-        else return
+        else reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
         off()
       })
     })
@@ -345,12 +345,12 @@ export class RealtimeClient<R = unknown> {
         const provider = this.#o.token
         token = await Promise.resolve().then(() => provider())
       } catch (err) {
-        if (conn !== this.#conn || this.#state === 'closed') return
+        if (conn !== this.#conn) return // closed (and maybe reopened) meanwhile
         this.events.emit('error', new RealtimeError(ClientErrorCode.TokenProvider, String((err as Error).message)))
         this.#retry(CloseCode.Abnormal, 'The token provider failed')
         return
       }
-      if (conn !== this.#conn || this.#state === 'closed') return
+      if (conn !== this.#conn) return
     }
     const protocols = [...this.#o.protocols]
     const firstMessage = this.#o.auth === 'message'
@@ -567,6 +567,7 @@ export class RealtimeClient<R = unknown> {
   }
 
   #shutdown (code: number, reason: string): void {
+    this.#conn++ // whatever the last attempt still awaits (its token) finds it is stale
     clearTimeout(this.#reconnectTimer)
     this.#reconnectTimer = undefined
     if (this.#o.network !== false) {
@@ -669,13 +670,13 @@ export class RealtimeClient<R = unknown> {
 
   #refresh (): void {
     this.#refreshAt = 0
-    const conn = this.#conn
+    const ws = this.#ws
     Promise.resolve()
       .then(() => (this.#o.token as () => unknown)())
       .then((token) => {
-        if (conn !== this.#conn || this.#ws === null) return
+        if (ws !== this.#ws) return // the socket is gone; the next one gets a fresh token anyway
         return new Promise((resolve, reject) => this.#call(MessageType.Auth, { token }, (ack) => {
-          if (conn === this.#conn) this.#expiresAt((ack as { exp?: number } | null)?.exp)
+          this.#expiresAt((ack as { exp?: number } | null)?.exp)
           resolve(undefined)
         }, reject))
       })
