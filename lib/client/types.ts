@@ -19,9 +19,10 @@ export type EmitData<R> = { [K in keyof OrAny<EmitsOf<R>> & string]: OrAny<Emits
 }
 
 /**
- * The ack of message `K`: what its handler returns (awaited), when the route's type still has it. A route made
- * with `defineRoute` types every handler as returning `unknown`, so its acks are `unknown`; a definition object
- * kept with its literal type (`const chat = { ... } satisfies RouteDefinition<...>`) gives the real types.
+ * The ack of message `K`: what its handler returns (awaited), when the route's type still has it. `defineRoute`
+ * (and `RouteDefinition`) type every handler as returning `unknown`, so their acks are `unknown`; a definition
+ * kept as a plain object literal (`const calc = { messages: { add: { schema, handler: (conn, data: { a: number })
+ * => ... } } }`) keeps its handlers' return types, and its acks are typed.
  */
 export type AckOf<R, K> = R extends { messages: infer M }
   ? K extends keyof M
