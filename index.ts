@@ -12,6 +12,7 @@ import { CompiledRoute } from './lib/route.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
+import { socketErrorHandler } from './lib/socket-errors.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -31,6 +32,7 @@ export { RedisAdapter, type RedisAdapterOptions, type RedisAdapterClient } from 
 export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
 export { defineRoute } from './lib/route.js'
+export { socketErrorHandler } from './lib/socket-errors.js'
 
 // Fastify's own register options reach the plugin too; they are not ours to check.
 const FASTIFY_KEYS = ['prefix', 'logLevel', 'logSerializers'] as const
@@ -67,6 +69,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
         closeTimeout: options.closeTimeout,
         handleProtocols: handshake.handleProtocols
       } as Record<string, unknown>,
+      // Client-caused ws errors are not server faults (lib/socket-errors.ts).
+      errorHandler: socketErrorHandler,
       preClose: async function (this: FastifyInstance) {
         await shutdown()
         this.websocketServer.close()

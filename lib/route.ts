@@ -286,6 +286,11 @@ function onSocketMessage (this: WebSocket, raw: RawData, isBinary: boolean): voi
   conn.route.dispatch(conn, raw, isBinary)
 }
 
+/** The connection of an accepted socket (lib/socket-errors.ts logs with its id); undefined before accept. */
+export function connectionOf (socket: WebSocket): RealtimeConnection | undefined {
+  return (socket as Partial<RouteSocket>)[kConnection]
+}
+
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   const conn = (this as RouteSocket)[kConnection]
   conn.route.closed(conn, code, reason)
