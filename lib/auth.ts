@@ -8,11 +8,11 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyJwtVerifyOptions, UserType, VerifyPayloadType } from '@fastify/jwt'
 import type { RawData } from 'ws'
 import {
-  FRT_ERR_AUTH_TOKEN_EXPIRED, FRT_ERR_AUTH_TOKEN_INVALID, FRT_ERR_AUTH_TOKEN_MISSING, FRT_ERR_ROUTE_INVALID
+  FRT_ERR_AUTH_KEY_PROVIDER, FRT_ERR_AUTH_TOKEN_EXPIRED, FRT_ERR_AUTH_TOKEN_INVALID, FRT_ERR_AUTH_TOKEN_MISSING, FRT_ERR_ROUTE_INVALID
 } from './errors.js'
 import { CloseCode, ErrorCode, MessageType, ProtocolError, parse, serializeAck, type InboundMessage } from './protocol.js'
 import { Deadlines } from './deadlines.js'
-import { findToken } from './token.js'
+import { findToken, isTokenFault } from './token.js'
 import { userKey, type ResolvedOptions } from './options.js'
 import type { RealtimeConnection } from './connection.js'
 import type { AuthMode, RouteAuth } from '../types/auth.js'
@@ -274,10 +274,11 @@ async function verify (request: FastifyRequest, token: string): Promise<void> {
   try {
     await request.jwtVerify(VERIFY_OPTIONS)
   } catch (err) {
-    const { code, statusCode } = err as { code?: string, statusCode?: number }
+    const { code } = err as { code?: string }
     if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') throw new FRT_ERR_AUTH_TOKEN_EXPIRED()
-    if (statusCode === 400 || statusCode === 401) throw new FRT_ERR_AUTH_TOKEN_INVALID()
-    throw err
+    // Any verification failure is the token's (401); only the key provider's is ours (500, says so).
+    if (isTokenFault(err)) throw new FRT_ERR_AUTH_TOKEN_INVALID()
+    throw new FRT_ERR_AUTH_KEY_PROVIDER((err as Error)?.message, { cause: err })
   } finally {
     req[kToken] = undefined
   }

@@ -74,3 +74,6 @@ export const FRT_ERR_ADAPTER_REDIS = createError(
 
 export const FRT_ERR_ROUTE_UPGRADE_REQUIRED = createError(
   'FRT_ERR_ROUTE_UPGRADE_REQUIRED', 'This route only accepts WebSocket upgrades', 426)
+
+export const FRT_ERR_AUTH_KEY_PROVIDER = createError(
+  'FRT_ERR_AUTH_KEY_PROVIDER', 'Could not verify the token: the key provider or key configuration failed (%s)', 500)

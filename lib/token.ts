@@ -104,3 +104,19 @@ export function protocolSelector (allowed: readonly string[], prefix: string, ow
     return false
   }
 }
+
+// fast-jwt codes that mean the server could not get or use its key: not the
+// client's fault. Every other FAST_JWT_* code is about the token itself.
+const SERVER_KEY_FAULTS: ReadonlySet<string> = new Set(['FAST_JWT_KEY_FETCHING_ERROR', 'FAST_JWT_INVALID_OPTION', 'FAST_JWT_MISSING_KEY'])
+
+/**
+ * Whether a `jwtVerify` failure is the token's fault (401): @fastify/jwt maps only some fast-jwt codes to
+ * 401 and lets the others through as 500 (a token signed with an algorithm the app does not accept gets
+ * FAST_JWT_INVALID_ALGORITHM, malformed claims FAST_JWT_INVALID_CLAIM_TYPE, ...). Only a failing key
+ * provider (a JWKS fetch, a vault) or a broken key configuration is the server's.
+ */
+export function isTokenFault (err: unknown): boolean {
+  const { code, statusCode } = (err ?? {}) as { code?: unknown, statusCode?: unknown }
+  if (statusCode === 400 || statusCode === 401) return true
+  return typeof code === 'string' && code.startsWith('FAST_JWT_') && !SERVER_KEY_FAULTS.has(code)
+}
