@@ -71,7 +71,9 @@ export function queryTokenStripper (param: string): (request: IncomingMessage) =
     // Node's server and injectWS always set url on a server-side request; `undefined` is only in the type.
     const url = request.url as string
     const q = url.indexOf('?')
-    if (q === -1 || !url.includes(marker, q)) return
+    // A name may come percent-encoded (`access%5Ftoken=`): URLSearchParams decodes names, so any `%` in
+    // the query takes the full parse; only a query with neither the marker nor a `%` is skipped cheaply.
+    if (q === -1 || (!url.includes(marker, q) && !url.includes('%', q))) return
     const params = new URLSearchParams(url.slice(q + 1))
     const token = params.get(param)
     if (token === null) return
