@@ -8,6 +8,7 @@ import { resolveOptions } from './lib/options.js'
 import { FRT_ERR_ROUTE_UPGRADE_REQUIRED } from './lib/errors.js'
 import { Hub } from './lib/hub.js'
 import { MemoryStore } from './lib/stores/memory.js'
+import { BoundedStore } from './lib/timeout.js'
 import { CompiledRoute } from './lib/route.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
@@ -44,7 +45,9 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const hub = new Hub(options, fastify.log)
   // The default store is ours to close; a store the app passed in is not.
   const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
-  hub.rateLimitStore = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
+  // Every store call is bounded (lib/timeout.ts): a dead Redis must not stall frames for minutes.
+  const boundedStore = options.rateLimit === false ? null : new BoundedStore(options.rateLimit.store ?? ownStore as MemoryStore, options.rateLimit.storeTimeout)
+  hub.rateLimitStore = boundedStore
   const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth)
@@ -56,6 +59,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   fastify.addHook('onClose', async () => {
     heartbeat?.stop()
     ownStore?.close()
+    boundedStore?.close()
     await hub.rooms.close()
   })
 

@@ -77,3 +77,6 @@ export const FRT_ERR_ROUTE_UPGRADE_REQUIRED = createError(
 
 export const FRT_ERR_AUTH_KEY_PROVIDER = createError(
   'FRT_ERR_AUTH_KEY_PROVIDER', 'Could not verify the token: the key provider or key configuration failed (%s)', 500)
+
+export const FRT_ERR_STORE_TIMEOUT = createError(
+  'FRT_ERR_STORE_TIMEOUT', 'The rate-limit store did not answer within %d ms', 503)

@@ -23,6 +23,7 @@ const OptionsSchema = Type.Object({
     rate: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     burst: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     budget: Type.Optional(Type.Integer({ minimum: 1 })),
+    storeTimeout: Type.Optional(Type.Integer({ minimum: 1 })),
     // An instance: checked by its methods in resolveOptions.
     store: Type.Optional(Type.Unknown())
   }, { additionalProperties: false })])),
@@ -81,10 +82,11 @@ export const defaults = {
   /**
    * Message rate per connection: a token bucket of `burst` refilled at `rate` per second. Past it a
    * message gets `rate_limited`; `budget` such refusals (refilled one per second) and the socket closes
-   * with 4429. `store` counts limits shared between connections (lib/limits.ts).
+   * with 4429. `store` counts limits shared between connections (lib/limits.ts); each asynchronous store
+   * call gets `storeTimeout` ms before the failure policy applies (lib/timeout.ts).
    */
-  rateLimit: { rate: 50, burst: 100, budget: 20, store: null } as false |
-    Readonly<{ rate: number, burst: number, budget: number, store: RateLimitStore | null }>,
+  rateLimit: { rate: 50, burst: 100, budget: 20, storeTimeout: 1000, store: null } as false |
+    Readonly<{ rate: number, burst: number, budget: number, storeTimeout: number, store: RateLimitStore | null }>,
   /** Token sources, first-message auth and expiry (lib/auth.ts, lib/token.ts). */
   auth: {
     sources: ['header', 'protocol'] as readonly TokenSource[],
@@ -163,7 +165,7 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
 function resolveRateLimit (options: RealtimeOptions): ResolvedOptions['rateLimit'] {
   if (options.rateLimit === false) return false
   const rateLimit = Object.freeze({ ...defaults.rateLimit as object, ...options.rateLimit } as
-    { rate: number, burst: number, budget: number, store: RateLimitStore | null })
+    { rate: number, burst: number, budget: number, storeTimeout: number, store: RateLimitStore | null })
   const store = rateLimit.store
   if (store !== null && typeof (store as unknown as Record<string, unknown>)?.take !== 'function') {
     throw new FRT_ERR_OPTIONS_INVALID('rateLimit.store', 'must have a take method')

@@ -70,6 +70,11 @@ export interface RealtimeOptions {
     rate?: number
     burst?: number
     budget?: number
+    /**
+     * Milliseconds an asynchronous store call (Redis) may take before the failure policy applies: the message
+     * is let through, as when the store fails. Default 1000. A frame never waits on the store longer.
+     */
+    storeTimeout?: number
     store?: RateLimitStore
   }
 }
