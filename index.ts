@@ -9,6 +9,7 @@ import { FRT_ERR_ROUTE_UPGRADE_REQUIRED } from './lib/errors.js'
 import { Hub } from './lib/hub.js'
 import { MemoryStore } from './lib/stores/memory.js'
 import { BoundedStore } from './lib/timeout.js'
+import { watchClientErrors } from './lib/redis-errors.js'
 import { CompiledRoute } from './lib/route.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
@@ -54,12 +55,15 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const handshake = new Handshake(options, auth)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
+  // One warning per Redis outage instead of ioredis's "Unhandled error event" (lib/redis-errors.ts).
+  const unwatchRedis = watchClientErrors([options.rateLimit === false ? null : options.rateLimit.store, options.adapter], fastify.log)
   const ownServer = !fastify.hasDecorator('websocketServer')
   fastify.addHook('onReady', async () => heartbeat?.start())
   fastify.addHook('onClose', async () => {
     heartbeat?.stop()
     ownStore?.close()
     boundedStore?.close()
+    unwatchRedis()
     await hub.rooms.close()
   })
 
