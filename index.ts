@@ -4,7 +4,7 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { resolveOptions } from './lib/options.js'
+import { checkServerOptions, resolveOptions } from './lib/options.js'
 import { FRT_ERR_ROUTE_UPGRADE_REQUIRED } from './lib/errors.js'
 import { Hub } from './lib/hub.js'
 import { MemoryStore } from './lib/stores/memory.js'
@@ -58,6 +58,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   // One warning per Redis outage instead of ioredis's "Unhandled error event" (lib/redis-errors.ts).
   const unwatchRedis = watchClientErrors([options.rateLimit === false ? null : options.rateLimit.store, options.adapter], fastify.log)
   const ownServer = !fastify.hasDecorator('websocketServer')
+  // Options that would be silently ignored fail here instead (issue 11).
+  checkServerOptions(ownOptions, ownServer)
   fastify.addHook('onReady', async () => heartbeat?.start())
   fastify.addHook('onClose', async () => {
     heartbeat?.stop()

@@ -49,6 +49,12 @@ const PRUNE_SLACK = 1024
 
 export function normalizeRouteAuth (path: string, auth: RouteAuth | undefined | false): RouteAuthConfig | null {
   if (auth === undefined || auth === false) return null
+  // Token sources and the like are plugin options: a route that sets them would be silently ignored.
+  for (const key of typeof auth === 'object' && auth !== null ? Object.keys(auth) : []) {
+    if (key !== 'mode' && key !== 'query') {
+      throw new FRT_ERR_ROUTE_INVALID(path, `"auth.${key}" is not a route option (a route's auth takes mode and query; set ${key} in the plugin's auth options)`)
+    }
+  }
   const { mode = 'handshake', query = false } = typeof auth === 'string' ? { mode: auth } : auth
   if (mode !== 'handshake' && mode !== 'message') {
     throw new FRT_ERR_ROUTE_INVALID(path, '"auth" must be "handshake", "message" or { mode, query }')

@@ -207,3 +207,27 @@ function defaultUserId (user: UserType): string | number | undefined {
   if (typeof sub === 'string' || typeof sub === 'number') return sub
   return typeof id === 'string' || typeof id === 'number' ? id : undefined
 }
+
+// ws server options fastify-realtime sets from its own plugin options: the same option under `websocket`
+// would be overwritten, so it is refused at register rather than silently ignored.
+const WS_OWNED = { maxPayload: 'maxPayload', perMessageDeflate: 'perMessageDeflate', closeTimeout: 'closeTimeout' } as const
+
+/**
+ * Options that would be silently ignored fail the register instead: a ws option under `websocket` that a
+ * plugin option sets, and, when the app registered @fastify/websocket itself (`ownServer` false), the
+ * plugin's ws-level options, which only apply to a server fastify-realtime registers.
+ */
+export function checkServerOptions (options: RealtimeOptions, ownServer: boolean): void {
+  const ws = (options.websocket ?? {}) as Record<string, unknown>
+  for (const [key, plugin] of Object.entries(WS_OWNED)) {
+    if (ws[key] !== undefined) {
+      throw new FRT_ERR_OPTIONS_INVALID(`websocket.${key}`, `is set by fastify-realtime's own option "${plugin}": use that instead`)
+    }
+  }
+  if (ownServer) return
+  for (const key of [...Object.keys(WS_OWNED), 'websocket'] as const) {
+    if ((options as Record<string, unknown>)[key] !== undefined) {
+      throw new FRT_ERR_OPTIONS_INVALID(key, 'has no effect: the app registered @fastify/websocket itself; set it in that registration\'s options')
+    }
+  }
+}
