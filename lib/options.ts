@@ -4,7 +4,7 @@
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
-import { normalizeOrigin } from './origin.js'
+import { normalizeOrigin, type OriginPolicy } from './origin.js'
 import type { UserType } from '@fastify/jwt'
 import type { RealtimeOptions } from '../types/options.js'
 import type { TokenSource } from '../types/auth.js'
@@ -39,7 +39,7 @@ const OptionsSchema = Type.Object({
     // A function: checked by typeof in resolveOptions.
     userId: Type.Optional(Type.Unknown())
   }, { additionalProperties: false })),
-  origins: Type.Optional(Type.Array(Type.String())),
+  origins: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Literal('same-origin'), Type.Literal('*')])),
   missingOrigin: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
   subprotocols: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   connections: Type.Optional(Type.Object({
@@ -100,8 +100,11 @@ export const defaults = {
     forbiddenBudget: 5,
     userId: defaultUserId as (user: UserType) => string | number | undefined
   },
-  /** Allowed origins, serialized; null means no Origin check. */
-  origins: null as readonly string[] | null,
+  /**
+   * Allowed origins, serialized; by default the Origin's host must be the request's (same-origin), and
+   * '*' turns the check off (lib/origin.ts). Secure by default against cross-site WebSocket hijacking.
+   */
+  origins: 'same-origin' as OriginPolicy,
   /** Browsers always send Origin on a WebSocket handshake, so a request without one is not a browser page's. */
   missingOrigin: 'allow' as 'allow' | 'deny',
   /** Application subprotocols the server may select; a token entry never is. */
@@ -131,8 +134,10 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
   }
   const auth = Object.freeze({ ...defaults.auth, ...options.auth })
   if (typeof auth.userId !== 'function') throw new FRT_ERR_OPTIONS_INVALID('auth.userId', 'must be a function')
-  let origins: readonly string[] | null = null
-  if (options.origins !== undefined) {
+  let origins: OriginPolicy = defaults.origins
+  if (typeof options.origins === 'string') {
+    origins = options.origins
+  } else if (options.origins !== undefined) {
     origins = Object.freeze(options.origins.map((entry, i) => {
       const origin = normalizeOrigin(entry)
       if (origin === undefined) {
@@ -140,10 +145,11 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
       }
       return origin
     }))
-  } else if (auth.sources.includes('cookie')) {
+  }
+  if (origins === '*' && auth.sources.includes('cookie')) {
     // A browser sends cookies on a cross-site WebSocket handshake, so cookie
     // auth without an Origin check is open to cross-site WebSocket hijacking.
-    throw new FRT_ERR_OPTIONS_INVALID('origins', 'must be set when auth.sources includes "cookie"')
+    throw new FRT_ERR_OPTIONS_INVALID('origins', 'must not be "*" when auth.sources includes "cookie"')
   }
   const subprotocols = Object.freeze([...options.subprotocols ?? []])
   const bearer = subprotocols.find((protocol) => protocol.startsWith(auth.protocolPrefix))
