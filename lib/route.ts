@@ -10,7 +10,7 @@ import {
   FRT_ERR_EMIT_INVALID, FRT_ERR_EMIT_UNKNOWN_TYPE, FRT_ERR_ROUTE_INVALID, FRT_ERR_ROUTE_RESERVED_TYPE
 } from './errors.js'
 import {
-  CloseCode, ErrorCode, MessageType, PONG, ProtocolError, parse, type InboundMessage, type WireError
+  CloseCode, ErrorCode, MessageType, ProtocolError, parse, serializePong, type InboundMessage, type WireError
 } from './protocol.js'
 import { RealtimeConnection } from './connection.js'
 import { RouteLimiter } from './limits.js'
@@ -164,7 +164,7 @@ export class CompiledRoute {
     // Every frame counts, pings included; parsed first so a refusal carries the request id.
     if (this.limiter?.refuse(conn, msg) === true) return
     if (msg.type === MessageType.Ping) {
-      conn.send(PONG)
+      conn.send(serializePong(msg.id)) // carries the request id, if any (issue 11)
       return
     }
     // An in-band token refresh, on routes with auth; elsewhere unknown_type.
