@@ -20,6 +20,7 @@ import type { Auth, RouteAuthConfig } from './auth.js'
 import { authorizeThenInvoke, type MessageAuthorize } from './authorize.js'
 import type { ResolvedOptions } from './options.js'
 import type { RouteDefinition, SchemaMap } from '../types/route.js'
+import type { RouteAuth } from '../types/auth.js'
 
 const RESERVED = new Set<string>(Object.values(MessageType))
 // How many schema violations an invalid_data reply lists.
@@ -337,7 +338,8 @@ function toWireError (err: unknown): WireError {
  * Types a route definition kept in its own module, so that `app.realtime(path, chat)` and the test
  * client (`connect<typeof chat>`) share its message types. Returns the definition unchanged.
  */
-export function defineRoute<In extends SchemaMap, Emits extends SchemaMap = {}> (
-  definition: RouteDefinition<In, Emits>): RouteDefinition<In, Emits> {
+// A: the route's auth, so conn.user is typed by it (types/route.ts UserOf).
+export function defineRoute<In extends SchemaMap, Emits extends SchemaMap = {}, A extends RouteAuth | undefined = undefined> (
+  definition: RouteDefinition<In, Emits, A>): RouteDefinition<In, Emits, A> {
   return definition
 }
