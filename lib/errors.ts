@@ -1,7 +1,10 @@
 // Every error fastify-realtime creates, made once here with @fastify/error.
 // Codes are FRT_ERR_<AREA>_<WHAT>; test/errors.test.ts checks each code equals
 // its key and is listed in the README.
-import createError from '@fastify/error'
+// The named import, not the default: the emitted .d.ts then names `FastifyErrorConstructor` through an
+// import that resolves under every moduleResolution (with the default import, `createError.X` in errors.d.ts
+// is not a namespace under "bundler" without esModuleInterop: TS2503, issue 11).
+import { createError } from '@fastify/error'
 
 export const FRT_ERR_OPTIONS_INVALID = createError(
   'FRT_ERR_OPTIONS_INVALID', 'Invalid fastify-realtime option %s: %s', 500, TypeError)
