@@ -9,8 +9,27 @@ import fastifyRedis from '@fastify/redis'
 import realtime, { RedisAdapter } from '../index.js'
 import { chat, Name } from './chat.js'
 
+/**
+ * Server timeouts against slowloris (RELIABILITY.md): a client that opens a socket and sends half an upgrade
+ * request, or drips its headers, holds a socket and a little memory each until these drop it. They only
+ * apply before the upgrade: ws clears the socket's idle timeout once a WebSocket is open (the heartbeat
+ * watches it from then on).
+ */
+export const serverTimeouts = {
+  /** Idle ms on a socket before its request is complete: a half request that stalls is dropped after this. */
+  connectionTimeout: 10_000,
+  /** ms for a whole request; an upgrade has no body, so this bounds the handshake. */
+  requestTimeout: 10_000,
+  http: {
+    /** ms for the request headers: a client dripping header lines is answered 408 and dropped after this. */
+    headersTimeout: 10_000,
+    /** How often Node checks the two above (default 30 s, which would let a stalled request live 40 s). */
+    connectionsCheckingInterval: 2_000
+  }
+} satisfies FastifyServerOptions
+
 export async function buildApp (options: FastifyServerOptions = {}) {
-  const app = Fastify(options)
+  const app = Fastify({ ...serverTimeouts, ...options })
   await app.register(jwt, {
     // A random key per process is enough: a page gets its token from the process it talks to.
     secret: process.env.JWT_SECRET ?? randomBytes(32).toString('hex'),
