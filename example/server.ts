@@ -1,5 +1,6 @@
 // The example chat: `npm start`, then open http://127.0.0.1:3000 in two tabs.
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyHttpOptions } from 'fastify'
+import type { Server } from 'node:http'
 import jwt from '@fastify/jwt'
 import Type from 'typebox'
 import { randomBytes } from 'node:crypto'
@@ -26,9 +27,9 @@ export const serverTimeouts = {
     /** How often Node checks the two above (default 30 s, which would let a stalled request live 40 s). */
     connectionsCheckingInterval: 2_000
   }
-} satisfies FastifyServerOptions
+} satisfies FastifyHttpOptions<Server>
 
-export async function buildApp (options: FastifyServerOptions = {}) {
+export async function buildApp (options: FastifyHttpOptions<Server> = {}) {
   const app = Fastify({ ...serverTimeouts, ...options })
   await app.register(jwt, {
     // A random key per process is enough: a page gets its token from the process it talks to.

@@ -39,7 +39,8 @@ t.test('the example sets server timeouts', async (t) => {
   const app = await buildApp()
   t.teardown(() => app.close())
   t.equal(app.initialConfig.connectionTimeout, 10_000)
-  t.equal(app.initialConfig.requestTimeout, 10_000)
+  t.equal(app.server.requestTimeout, 10_000)
+  t.equal(app.server.headersTimeout, 10_000)
 })
 
 t.test('half an upgrade request that stalls is dropped', async (t) => {
