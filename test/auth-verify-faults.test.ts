@@ -6,6 +6,7 @@ import type { RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { SECRET, buildApp } from './helpers/auth.js'
 import { logCollector, statusOf } from './helpers/upgrade.js'
+import { isTokenFault } from '../lib/token.js'
 
 const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url')
 /** Correctly signed with the app's own secret, but with HS512, which the app does not list in `algorithms`. */
@@ -51,4 +52,13 @@ t.test('a failing key provider is a server fault and says so', async (t) => {
   t.ok(errors.length >= 2)
   for (const line of errors) t.equal(line.err.code, 'FRT_ERR_AUTH_KEY_PROVIDER')
   t.match(errors[0].err.message, /key provider.*vault down/)
+})
+
+t.test('isTokenFault: what counts as the token\'s fault', async (t) => {
+  t.equal(isTokenFault({ statusCode: 401 }), true)
+  t.equal(isTokenFault({ code: 'FAST_JWT_INVALID_ALGORITHM' }), true)
+  t.equal(isTokenFault({ code: 'FAST_JWT_KEY_FETCHING_ERROR' }), false)
+  t.equal(isTokenFault(new Error('vault down')), false)
+  t.equal(isTokenFault(undefined), false)
+  t.equal(isTokenFault(null), false)
 })

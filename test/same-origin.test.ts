@@ -30,6 +30,7 @@ t.test('by default the Origin host must be the request host', async (t) => {
   t.equal(await status(port, { origin: `http://${host}.evil.example` }), 403, 'a look-alike')
   t.equal(await status(port, { origin: 'null' }), 403, 'an opaque origin')
   t.equal(await status(port, { origin: 'not a url' }), 403, 'garbage')
+  t.equal(await status(port, { origin: 'file:///etc' }), 403, 'a URL with an opaque origin')
   t.equal(await status(port, { origin: `http://APP.example:${port}`, host: `app.example:${port}` }), 101, 'case-insensitive host')
   t.equal(await status(port, {}), 101, 'no Origin: not a browser, allowed')
 })

@@ -73,3 +73,13 @@ t.test('before a socket is accepted the request logger is used', async (t) => {
   t.equal(logged.length, 1)
   t.equal(terminated, 1)
 })
+
+t.test('a peer error without a close code is still logged at info and left to ws', async (t) => {
+  const logged: Array<[string, unknown]> = []
+  let terminated = 0
+  const log = { info: (obj: unknown) => logged.push(['info', obj]), error: (obj: unknown) => logged.push(['error', obj]) }
+  const error = Object.assign(new Error('odd'), { code: 'WS_ERR_SOMETHING' })
+  socketErrorHandler(error, { terminate: () => { terminated++ } } as unknown as WebSocket, { log } as never)
+  t.match(logged, [['info', { code: 'WS_ERR_SOMETHING', closeCode: undefined }]])
+  t.equal(terminated, 0)
+})
