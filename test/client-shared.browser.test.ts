@@ -40,6 +40,8 @@ const page = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" 
   window.states = []
   client.on('said', (data, meta) => window.got.push(meta.room + ':' + data.text))
   client.events.on('state', (state) => window.states.push(state))
+  // Made before this tab knows of any leader (even before it takes the lock itself): sent once one is there.
+  window.early = client.request('say', { room: 'nowhere', text: 'early' })
 </script></body></html>`
 
 t.test('two tabs share one socket; rooms multiplexed, acks routed by tab; the other tab takes over', async (t) => {
@@ -68,6 +70,7 @@ t.test('two tabs share one socket; rooms multiplexed, acks routed by tab; the ot
     p.on('pageerror', (error) => errors.push(String(error)))
     await p.goto(url)
     await p.waitForFunction(() => (window as any).client?.state === 'open', undefined, WAIT)
+    t.same(await p.evaluate(() => (window as any).early), { echo: 'early' }, 'a request made at once is answered')
     return p
   }
   const one = await tab()

@@ -299,6 +299,8 @@ export class SharedClient<R = unknown> {
         this.#mirror(msg.state)
         this.#sync()
         for (const [id, request] of this.#pending) {
+          // Still queued (made before any leader was known): sent below, for the first time.
+          if (this.#queue.includes(request.msg)) continue
           if (request.resend) {
             this.#toLeader(request.msg)
           } else {
