@@ -37,9 +37,9 @@ interface Locks {
   request (name: string, options: { signal: AbortSignal }, callback: () => Promise<void>): Promise<void>
 }
 
-function wireError (err: unknown): { code: string, message: string, details?: unknown, retryAfter?: number } {
-  const e = err as Partial<RealtimeError>
-  return { code: String(e.code ?? 'internal'), message: String(e.message ?? err), details: e.details, retryAfter: e.retryAfter }
+// The client rejects only with RealtimeErrors; their fields cross the channel (a class instance cannot).
+function wireError (err: RealtimeError): { code: string, message: string, details?: unknown, retryAfter?: number } {
+  return { code: err.code, message: err.message, details: err.details, retryAfter: err.retryAfter }
 }
 
 /** The leading tab's side: the one real client, and which tab is in which room. */
@@ -289,8 +289,8 @@ export class SharedClient<R = unknown> {
     this.#receive(msg)
   }
 
+  // Not called once closed: #toTabs stops, and a closed BroadcastChannel delivers nothing more.
   #receive (msg: Wire): void {
-    if (this.#state === 'closed') return
     switch (msg.k) {
       case 'leader':
         // A new leader (the first, or after the previous one's tab went away): what the old one had in
