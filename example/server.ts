@@ -49,6 +49,8 @@ export async function buildApp (options: FastifyServerOptions = {}) {
 const page = new URL('./public/index.html', import.meta.url)
 // dist/browser/client.js, seen from example/server.ts or from the compiled dist/example/server.js
 // (CLIENT_BUNDLE names another file: the tests build their own).
+// c8 sees only the sources' side of this choice (the tests run example/server.ts; `npm start` the compiled one).
+/* c8 ignore next */
 const bundle = new URL(import.meta.url.endsWith('.ts') ? '../dist/browser/client.js' : '../browser/client.js', import.meta.url)
 
 // The entry point, run by `npm start`; the tests build the app with buildApp().

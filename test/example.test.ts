@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApp } from '../example/server.js'
@@ -60,6 +60,10 @@ t.test('the example serves the client\'s browser build at /client.js, or says ho
     if (previous === undefined) delete process.env.CLIENT_BUNDLE
     else process.env.CLIENT_BUNDLE = previous
   })
+  // Unset: the build of this checkout, dist/browser/client.js (`npm run size` or `npm run build` writes it).
+  delete process.env.CLIENT_BUNDLE
+  const built = existsSync(new URL('../dist/browser/client.js', import.meta.url))
+  t.equal((await app.inject('/client.js')).statusCode, built ? 200 : 404, `dist/browser/client.js ${built ? 'served' : 'not built'}`)
   process.env.CLIENT_BUNDLE = join(dir, 'client.js')
   const missing = await app.inject('/client.js')
   t.equal(missing.statusCode, 404)
