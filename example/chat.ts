@@ -14,11 +14,15 @@ declare module '@fastify/jwt' {
 
 export const Name = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9 _.-]+$' })
 const Room = Type.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9-]+$' })
+// The rooms a client may join itself (the page's `client.join`, re-joined by the client after a reconnect).
+const JOINABLE = /^room:[a-z0-9-]{1,32}$/
 
 export const chat = defineRoute({
   auth: 'handshake',
   presence: true,
+  joinable: (_conn, room) => JOINABLE.test(room),
   messages: {
+    // One call for clients without fastify-realtime/client: join and get the member list.
     enter: {
       schema: Type.Object({ room: Room }, { additionalProperties: false }),
       // The ack is the room's member list; presence:join/leave events keep it current.
@@ -26,6 +30,11 @@ export const chat = defineRoute({
         await conn.join(`room:${room}`)
         return conn.request.server.realtime.presence(`room:${room}`)
       }
+    },
+    // The member list of a room, for a client that joined it with `room:join` (the page, after each (re)join).
+    members: {
+      schema: Type.Object({ room: Room }, { additionalProperties: false }),
+      handler: (conn, { room }) => conn.request.server.realtime.presence(`room:${room}`)
     },
     leave: {
       schema: Type.Object({ room: Room }, { additionalProperties: false }),

@@ -56,11 +56,22 @@ export async function buildApp (options: FastifyHttpOptions<Server> = {}) {
     reply.type('text/html; charset=utf-8')
     return readFile(page)
   })
+  // The client's browser build (`npm run build` or `npm run size` writes it), imported by the page.
+  app.get('/client.js', async (_request, reply) => {
+    const code = await readFile(process.env.CLIENT_BUNDLE ?? bundle).catch(() => null)
+    if (code === null) return reply.code(404).type('text/plain').send('Build the client first: npm run size')
+    return reply.type('text/javascript; charset=utf-8').send(code)
+  })
   return app
 }
 
 // `npm start` copies public/ next to the compiled server, so this holds in both places.
 const page = new URL('./public/index.html', import.meta.url)
+// dist/browser/client.js, seen from example/server.ts or from the compiled dist/example/server.js
+// (CLIENT_BUNDLE names another file: the tests build their own).
+// c8 sees only the sources' side of this choice (the tests run example/server.ts; `npm start` the compiled one).
+/* c8 ignore next */
+const bundle = new URL(import.meta.url.endsWith('.ts') ? '../dist/browser/client.js' : '../browser/client.js', import.meta.url)
 
 // The entry point, run by `npm start`; the tests build the app with buildApp().
 /* c8 ignore start */

@@ -15,7 +15,7 @@ import type { MessageAuthorize, RouteAuthorize } from './authorize.js'
 import type { ResolvedOptions } from './options.js'
 import type { RateLimitStore } from '../types/store.js'
 import type { RouteAuth } from '../types/auth.js'
-import type { Connection, RouteDefinition, SchemaMap } from '../types/route.js'
+import type { AcksOf, Connection, MessagesAsWritten, RouteDefinition, SchemaMap } from '../types/route.js'
 
 const RESERVED = new Set<string>(Object.values(MessageType))
 
@@ -137,11 +137,17 @@ function compileSchema (path: string, what: string, schema: unknown): Validator 
 }
 
 /**
- * Types a route definition kept in its own module, so that `app.realtime(path, chat)` and the test
- * client (`connect<typeof chat>`) share its message types. Returns the definition unchanged.
+ * Types a route definition kept in its own module, so that `app.realtime(path, chat)`, the test client
+ * (`connect<typeof chat>`) and the client (`createClient<typeof chat>`) share its message types, acks included.
+ * Returns the definition unchanged.
  */
-// A: the route's auth, so conn.user is typed by it (types/route.ts UserOf).
-export function defineRoute<In extends SchemaMap, Emits extends SchemaMap = {}, A extends RouteAuth | undefined = undefined> (
-  definition: RouteDefinition<In, Emits, A>): RouteDefinition<In, Emits, A> {
-  return definition
+// `A` is the route's auth, so conn.user is typed by it (types/route.ts UserOf). `Messages` is the `messages`
+// object as written: TypeScript infers `In` from the schemas (which types each handler's `data`), and
+// `Messages` keeps what `RouteDefinition` alone would widen to `unknown`, the handlers' return types. Its
+// constraint refuses a message key `RouteDefinition` does not know, as the excess-property check did before.
+export function defineRoute<In extends SchemaMap, Emits extends SchemaMap = {}, A extends RouteAuth | undefined = undefined,
+  Messages extends MessagesAsWritten<Messages> = MessagesAsWritten<{}>> (
+  definition: RouteDefinition<In, Emits, A> & { messages: Messages }): RouteDefinition<In, Emits, A, AcksOf<Messages, In>> {
+  // The same object: only its type is narrowed to the acks the handlers were seen to return.
+  return definition as RouteDefinition<In, Emits, A> as RouteDefinition<In, Emits, A, AcksOf<Messages, In>>
 }

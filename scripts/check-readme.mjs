@@ -30,7 +30,8 @@ writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
     paths: {
       'fastify-realtime': ['../index.ts'],
       'fastify-realtime/testing': ['../lib/testing.ts'],
-      'fastify-realtime/client': ['../lib/client/index.ts']
+      'fastify-realtime/client': ['../lib/client/index.ts'],
+      'fastify-realtime/client/shared': ['../lib/client/shared.ts']
     },
     // Snippets show one thing each; unused names there are not mistakes.
     noUnusedLocals: false

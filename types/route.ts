@@ -54,14 +54,17 @@ export interface Connection<Emits extends SchemaMap = SchemaMap, User = UserType
   to (room: string): RoomEmitter<Emits>
 }
 
-/** Handles one client-to-server message; what it returns (or resolves) is the ack of a request. */
-export type MessageHandler<S extends TSchema, Emits extends SchemaMap, User = UserType | undefined> =
-  (conn: Connection<Emits, User>, data: Static<S>) => unknown
+/**
+ * Handles one client-to-server message; what it returns (or resolves) is the ack of a request. `Ack` is that
+ * return type: `unknown` unless `defineRoute` inferred it (the client types `request()` with it).
+ */
+export type MessageHandler<S extends TSchema, Emits extends SchemaMap, User = UserType | undefined, Ack = unknown> =
+  (conn: Connection<Emits, User>, data: Static<S>) => Ack
 
-export interface MessageDefinition<S extends TSchema, Emits extends SchemaMap, User = UserType | undefined> {
+export interface MessageDefinition<S extends TSchema, Emits extends SchemaMap, User = UserType | undefined, Ack = unknown> {
   /** The schema `data` must match; compiled once when the route is declared. */
   schema: S
-  handler: MessageHandler<S, Emits, User>
+  handler: MessageHandler<S, Emits, User, Ack>
   /**
    * Checked after the schema, before the handler (after the route's own `authorize`); may be async.
    * Only `true` lets the message through; anything else replies `forbidden`.
@@ -71,14 +74,20 @@ export interface MessageDefinition<S extends TSchema, Emits extends SchemaMap, U
   rateLimit?: MessageLimitOptions
 }
 
+/** Message name to the type its handler returns (the ack, before `await`); `unknown` where not known. */
+export type AckMap<In extends SchemaMap> = { [K in keyof In]?: unknown }
+
 /**
  * A real-time route: any Fastify route option, plus its messages both ways. `A` is the route's `auth`,
- * inferred from the definition: it types `conn.user` ({@link UserOf}).
+ * inferred from the definition: it types `conn.user` ({@link UserOf}). `Acks` holds each handler's return
+ * type when `defineRoute` inferred it; it defaults to `unknown` for every message, so code written against
+ * `RouteDefinition<In, Emits>` is unchanged.
  */
-export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap, A extends RouteAuth | undefined = undefined>
+export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap, A extends RouteAuth | undefined = undefined,
+  Acks extends AckMap<In> = AckMap<In>>
   extends Omit<RouteShorthandOptions, 'websocket'> {
   /** Client-to-server messages: a schema and a handler each. */
-  messages: { [K in keyof In]: MessageDefinition<In[K], Emits, UserOf<A>> }
+  messages: { [K in keyof In]: MessageDefinition<In[K], Emits, UserOf<A>, Acks[K]> }
   /** Server-to-client messages: a schema each. */
   emits?: Emits
   /** Called once the socket is open, before any message is dispatched to it. */
@@ -118,3 +127,17 @@ export type InboundOf<R> = R extends RouteDefinition<infer In, any, infer _A> ? 
 // `infer _A` (not `any`): with `any` the auth-typed handlers would not match. eslint: it is only a pattern.
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
 export type EmitsOf<R> = R extends RouteDefinition<any, infer E, infer _A> ? E : never
+
+/** The keys a message definition may have: `defineRoute` refuses any other (a typo such as `authorise`). */
+type MessageKey = keyof MessageDefinition<TSchema, SchemaMap>
+
+/**
+ * What `defineRoute` infers of a route's `messages` besides their schemas: each definition as written, so
+ * that the handlers' return types survive; an unknown key is `never` (an error at the key).
+ */
+export type MessagesAsWritten<M> = { [K in keyof M]: { [P in keyof M[K]]: P extends MessageKey ? unknown : never } }
+
+/** Each message's handler return type, from the messages as written; `unknown` where there is none. */
+export type AcksOf<M, In extends SchemaMap> = {
+  [K in keyof In]: K extends keyof M ? M[K] extends { handler: (...args: any[]) => infer A } ? A : unknown : unknown
+}

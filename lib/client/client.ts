@@ -115,7 +115,7 @@ function jwtExp (token: string): number | undefined {
 }
 
 /** A small event emitter for the client's own events. */
-class Events<E extends { [K in keyof E]: Listener }> {
+export class Events<E extends { [K in keyof E]: Listener }> {
   readonly #map = new Map<keyof E, Set<Listener>>()
 
   /** Adds a listener; returns the function that removes it. */

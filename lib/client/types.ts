@@ -19,10 +19,9 @@ export type EmitData<R> = { [K in keyof OrAny<EmitsOf<R>> & string]: OrAny<Emits
 }
 
 /**
- * The ack of message `K`: what its handler returns (awaited), when the route's type still has it. `defineRoute`
- * (and `RouteDefinition`) type every handler as returning `unknown`, so their acks are `unknown`; a definition
- * kept as a plain object literal (`const calc = { messages: { add: { schema, handler: (conn, data: { a: number })
- * => ... } } }`) keeps its handlers' return types, and its acks are typed.
+ * The ack of message `K`: what its handler returns, awaited. `defineRoute` keeps each handler's return type (as
+ * does a definition kept as a plain object literal); a definition annotated as `RouteDefinition<In, Emits>`
+ * without its third parameter types every ack as `unknown`.
  */
 export type AckOf<R, K> = R extends { messages: infer M }
   ? K extends keyof M

@@ -1,5 +1,5 @@
 import { expect, test } from 'tstyche'
-import Type from 'typebox'
+import Type, { type TNumber } from 'typebox'
 import { defineRoute, type RouteDefinition } from '../../index.js'
 import {
   createClient, RealtimeError, type ConnectionState, type GapEvent, type KnownErrorCode, type RealtimeClient
@@ -38,19 +38,39 @@ test('a wrong message name or payload is a compile error', () => {
   expect(client.request).type.not.toBeCallableWith('say', { text: 'hi' })
 })
 
-test('acks: unknown from defineRoute (it types handlers as returning unknown); the real type from a definition kept as a literal', async () => {
-  expect(await client.request('say', { room: 'a', text: 'hi' })).type.toBe<unknown>()
-  const literal = {
+test('acks: typed from defineRoute by each handler\'s (awaited) return type', async () => {
+  expect(await client.request('say', { room: 'a', text: 'hi' })).type.toBe<boolean>()
+  expect(await client.request('ping2', null)).type.toBe<number>()
+  const calc = defineRoute({
     messages: {
-      add: { schema: Type.Object({ a: Type.Number() }), handler: async (_conn: unknown, data: { a: number }) => ({ sum: data.a + 1 }) },
-      name: { schema: Type.Null(), handler: () => 'ada' }
+      add: { schema: Type.Object({ a: Type.Number() }), handler: async (_conn, data) => ({ sum: data.a + 1 }) },
+      name: { schema: Type.Null(), handler: () => 'ada' },
+      nothing: { schema: Type.Null(), handler: () => {} },
+      either: { schema: Type.Number(), handler: (_conn, n) => n > 0 ? Promise.resolve('up' as const) : null }
     }
-  }
-  expect(literal.messages.name.handler()).type.toBe<string>()
-  const typed = createClient<typeof literal>('wss://example.com/calc')
+  })
+  expect(calc).type.toBeAssignableTo<RouteDefinition<any, any>>()
+  const typed = createClient<typeof calc>('wss://example.com/calc')
   expect(await typed.request('add', { a: 1 })).type.toBe<{ sum: number }>()
   expect(await typed.request('name', null)).type.toBe<string>()
+  expect(await typed.request('nothing', null)).type.toBe<void>()
+  expect(await typed.request('either', 1)).type.toBe<'up' | null>()
   expect(typed.request).type.not.toBeCallableWith('add', { a: '1' })
+  expect(typed.request).type.not.toBeCallableWith('sub', { a: 1 })
+  expect(typed.request).type.not.toBeCallableWith('name', undefined)
+})
+
+test('acks: typed from a definition kept as a plain literal too; unknown from a RouteDefinition annotation', async () => {
+  const literal = {
+    messages: {
+      add: { schema: Type.Object({ a: Type.Number() }), handler: async (_conn: unknown, data: { a: number }) => ({ sum: data.a + 1 }) }
+    }
+  }
+  expect(literal.messages.add.handler).type.toBeCallableWith(null, { a: 1 })
+  expect(await createClient<typeof literal>('wss://x/y').request('add', { a: 1 })).type.toBe<{ sum: number }>()
+  const annotated: RouteDefinition<{ add: TNumber }, {}> = { messages: { add: { schema: Type.Number(), handler: () => 1 } } }
+  expect(annotated).type.toBeAssignableTo<RouteDefinition<any, any>>()
+  expect(await createClient<typeof annotated>('wss://x/y').request('add', 1)).type.toBe<unknown>()
 })
 
 test('on: emits and presence events typed, with room meta; unknown names refused', () => {

@@ -1,8 +1,11 @@
 import { expect, test } from 'tstyche'
 import Fastify, { type FastifyInstance } from 'fastify'
-import Type from 'typebox'
-import realtime, { defineRoute, type Connection, type RealtimeStats } from '../../index.js'
+import Type, { type TNull, type TNumber, type TObject } from 'typebox'
+import realtime, {
+  defineRoute, type Connection, type MessageHandler, type RealtimeStats, type RouteDefinition, type SchemaMap
+} from '../../index.js'
 import { connect, type TestClient } from '../../lib/testing.js'
+import type { UserType } from '@fastify/jwt'
 
 const app = Fastify()
 await app.register(realtime)
@@ -57,6 +60,38 @@ test('defineRoute infers the same types as app.realtime', () => {
       }
     },
     emits: { sum: Type.Object({ total: Type.Number() }) }
+  })
+})
+
+test('defineRoute keeps each handler\'s return type and stays a RouteDefinition', () => {
+  const calc = defineRoute({
+    messages: {
+      add: { schema: Type.Object({ a: Type.Number() }), handler: async (_conn, data) => data.a + 1 },
+      reset: { schema: Type.Null(), handler: () => true, authorize: (conn) => conn.user !== undefined }
+    }
+  })
+  expect(calc.messages.add.handler).type.toBe<MessageHandler<TObject<{ a: TNumber }>, {}, UserType | undefined, Promise<number>>>()
+  expect(calc.messages.reset.handler).type.toBe<MessageHandler<TNull, {}, UserType | undefined, boolean>>()
+  expect(calc).type.toBeAssignableTo<RouteDefinition<{ add: TObject<{ a: TNumber }>, reset: TNull }, {}>>()
+  expect(calc).type.toBeAssignableTo<RouteDefinition<SchemaMap, SchemaMap>>()
+  expect(app.realtime).type.toBeCallableWith('/calc', calc)
+  // A RouteDefinition written without the third parameter means what it meant: handlers returning unknown.
+  expect<RouteDefinition<{ add: TNull }, {}>['messages']['add']['handler']>().type.toBe<MessageHandler<TNull, {}, UserType | undefined, unknown>>()
+})
+
+test('defineRoute still refuses a wrong key, a handler for other data and an undeclared emit', () => {
+  expect(defineRoute).type.not.toBeCallableWith({ messages: { a: { schema: Type.Null(), handler: () => 1, authorise: () => true } } })
+  expect(defineRoute).type.not.toBeCallableWith({ messages: { a: { schema: Type.Null(), handler: () => 1 } }, onOpn: () => {} })
+  expect(defineRoute).type.not.toBeCallableWith({ messages: { a: { schema: Type.Null(), handler: (_c: unknown, d: string) => d } } })
+  expect(defineRoute).type.not.toBeCallableWith({ messages: { a: { handler: () => 1 } } })
+  defineRoute({
+    messages: {
+      a: {
+        schema: Type.Null(),
+        handler: (conn) => { expect(conn.emit).type.not.toBeCallableWith('nope', 1) }
+      }
+    },
+    emits: { said: Type.Null() }
   })
 })
 
