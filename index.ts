@@ -12,6 +12,7 @@ import { CompiledRoute } from './lib/route.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
+import { Observability } from './lib/observability.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -24,6 +25,7 @@ export * from './types/adapter.js'
 export * from './types/auth.js'
 export * from './types/limits.js'
 export * from './types/store.js'
+export * from './types/observability.js'
 export { MemoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisStoreClient } from './lib/stores/redis.js'
 export { MemoryAdapter, MemoryBus } from './lib/adapters/memory.js'
@@ -31,6 +33,7 @@ export { RedisAdapter, type RedisAdapterOptions, type RedisAdapterClient } from 
 export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
 export { defineRoute } from './lib/route.js'
+export { MESSAGE_CHANNEL, type MessageContext } from './lib/tracing.js'
 
 // Fastify's own register options reach the plugin too; they are not ours to check.
 const FASTIFY_KEYS = ['prefix', 'logLevel', 'logSerializers'] as const
@@ -47,6 +50,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth)
   const handshake = new Handshake(options, auth)
+  // obs: metrics, admin page, inspection and AsyncAPI (lib/observability.ts); sets hub.recorder.
+  const obs = await Observability.create(hub, options, ownOptions)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
   const ownServer = !fastify.hasDecorator('websocketServer')
@@ -85,6 +90,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     const { routeOptions, authConfig } = handshake.guard(this, path, routeAuth, ownOptions)
     route.auth = auth
     route.authConfig = authConfig
+    obs.declare(path, definition) // obs: for app.realtime.asyncapi()
     this.route({
       ...routeOptions,
       method: 'GET',
@@ -105,8 +111,11 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   }
   realtime.to = (room: string) => hub.rooms.to(room, null)
   realtime.presence = async (room: string) => hub.rooms.presenceEverywhere(room)
+  realtime.asyncapi = () => obs.asyncapi() // obs
+  realtime.inspect = obs.inspect // obs
 
   fastify.decorate('realtime', realtime)
+  obs.routesOn(fastify) // obs: the document's route and the admin page, once app.realtime exists
 }
 
 async function notAnUpgrade (): Promise<never> {

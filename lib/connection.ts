@@ -16,6 +16,8 @@ import { Frame, writeFrame } from './frames.js'
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
 const NO_ROOMS: ReadonlySet<string> = new Set()
+// obs: connections in order of arrival, the inspection API's cursor (lib/inspect.ts).
+let serials = 0
 
 // @fastify/websocket leaves the bytes read past the upgrade request (ws has
 // consumed them by now) on the raw request under its private `ws-head` symbol,
@@ -43,6 +45,9 @@ export class RealtimeConnection implements Connection {
   forbidden = 0
   /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it (lib/backpressure.ts). */
   slowSince = 0
+  /** obs: when the socket opened (ms since epoch) and its order of arrival, for lib/inspect.ts. */
+  readonly openedAt = Date.now()
+  readonly serial = ++serials
   // Made on first use: most connections never need an id, a logger or a room
   // set, and each would cost every idle connection memory.
   #id: string | null = null
@@ -84,6 +89,7 @@ export class RealtimeConnection implements Connection {
 
   emit (type: string, data: unknown): void {
     this.route.checkEmit(type, data)
+    this.hub.recorder?.messageOut(this.route, type) // obs
     this.send(serializeEvent(type, data))
   }
 
@@ -117,10 +123,12 @@ export class RealtimeConnection implements Connection {
   }
 
   ack (id: string | number, data: unknown): void {
+    this.hub.recorder?.messageOut(this.route, 'ack') // obs
     this.send(serializeAck(id, data))
   }
 
   error (error: WireError, id?: string | number): void {
+    this.hub.recorder?.messageOut(this.route, 'error') // obs
     this.send(serializeError(error, id))
   }
 

@@ -9,6 +9,7 @@ import type { RealtimeStats } from '../types/fastify.js'
 import type { RealtimeConnection } from './connection.js'
 import type { RateLimitStore } from '../types/store.js'
 import type { ResolvedOptions } from './options.js'
+import type { Recorder } from './recorder.js'
 
 // An adapter without counters of its own (the in-memory one) never fails.
 const NO_ADAPTER_STATS = Object.freeze({ adapterErrors: 0, adapterDropped: 0, adapterInvalid: 0 })
@@ -17,6 +18,8 @@ export class Hub {
   readonly connections = new Set<RealtimeConnection>()
   /** The rate-limit store for shared limits; null when rate limits are off. Set by index.ts. */
   rateLimitStore: RateLimitStore | null = null
+  /** obs: metrics / admin page recorder (lib/recorder.ts); null when both are off. Set by index.ts. */
+  recorder: Recorder | null = null
   readonly counters = {
     rateLimited: 0,
     rateLimitErrors: 0,

@@ -1,6 +1,7 @@
 // The wire protocol, in one place. PROTOCOL.md is its prose; keep the two in step
 // and bump PROTOCOL_VERSION on any change a client could notice.
 import sjson from 'secure-json-parse'
+import { validTraceparent } from './tracing.js'
 
 export const PROTOCOL_VERSION = '1.0'
 
@@ -74,6 +75,8 @@ export interface InboundMessage {
   type: string
   data: unknown
   id: string | number | undefined
+  /** A valid W3C trace context from the envelope (lib/tracing.ts); an invalid one is ignored. */
+  traceparent?: string | undefined
 }
 
 export interface WireError {
@@ -130,7 +133,8 @@ export function parse (text: string): InboundMessage | ProtocolError {
   if (typeof msg.type !== 'string' || msg.type.length === 0) {
     return new ProtocolError(ErrorCode.BadMessage, 'Message type must be a non-empty string', id)
   }
-  return { type: msg.type, data: msg.data, id }
+  // obs: the W3C trace context, when present and valid (lib/tracing.ts).
+  return { type: msg.type, data: msg.data, id, traceparent: validTraceparent(msg.traceparent) }
 }
 
 export function serializeEvent (type: string, data: unknown): string {

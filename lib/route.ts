@@ -19,6 +19,7 @@ import type { Hub } from './hub.js'
 import type { Auth, RouteAuthConfig } from './auth.js'
 import { authorizeThenInvoke, type MessageAuthorize } from './authorize.js'
 import type { ResolvedOptions } from './options.js'
+import { invokeObserved, traced } from './tracing.js'
 import type { RouteDefinition, SchemaMap } from '../types/route.js'
 
 const RESERVED = new Set<string>(Object.values(MessageType))
@@ -110,6 +111,7 @@ export class CompiledRoute {
     const conn = new RealtimeConnection(socket, request, this, this.hub)
     ;(socket as RouteSocket)[kConnection] = conn
     this.hub.add(conn)
+    this.hub.recorder?.opened(this) // obs
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
     // A first-message auth route opens (onOpen) once the `auth` frame is verified.
@@ -161,6 +163,7 @@ export class CompiledRoute {
       this.protocolError(conn, msg, msg.id)
       return
     }
+    hub.recorder?.messageIn(this, msg.type) // obs
     // Every frame counts, pings included; parsed first so a refusal carries the request id.
     if (this.limiter?.refuse(conn, msg) === true) return
     if (msg.type === MessageType.Ping) {
@@ -205,6 +208,11 @@ export class CompiledRoute {
   }
 
   invoke (conn: RealtimeConnection, message: CompiledMessage, msg: InboundMessage): void {
+    // obs: with metrics on or a tracing subscriber, the observed twin of this method (lib/tracing.ts).
+    if (this.hub.recorder !== null || traced()) {
+      invokeObserved(this, conn, message.handler, msg)
+      return
+    }
     let result: unknown
     try {
       result = message.handler(conn, msg.data)
@@ -224,6 +232,7 @@ export class CompiledRoute {
 
   protocolError (conn: RealtimeConnection, error: WireError, id: string | number | undefined): void {
     this.hub.counters.protocolErrors++
+    this.hub.recorder?.error(this, error.code) // obs
     conn.error({ code: error.code, message: error.message, details: (error as WireError).details }, id)
     if (++conn.protocolErrors > this.options.errorBudget) {
       conn.close(CloseCode.BadRequest, 'Too many invalid messages')
@@ -233,10 +242,12 @@ export class CompiledRoute {
   handlerError (conn: RealtimeConnection, err: unknown, msg: InboundMessage): void {
     this.hub.counters.handlerErrors++
     const wire = toWireError(err)
+    this.hub.recorder?.error(this, wire.code) // obs
+    // obs: msgId (the request id) on the route's own log lines about a message.
     if (wire.code === ErrorCode.Internal) {
-      conn.log.error({ err, type: msg.type }, 'real-time handler failed')
+      conn.log.error({ err, type: msg.type, msgId: msg.id }, 'real-time handler failed')
     } else {
-      conn.log.info({ err, type: msg.type }, 'real-time handler refused a message')
+      conn.log.info({ err, type: msg.type, msgId: msg.id }, 'real-time handler refused a message')
     }
     conn.error(wire, msg.id)
   }
@@ -263,6 +274,7 @@ export class CompiledRoute {
 
   closed (conn: RealtimeConnection, code: number, reason: Buffer): void {
     this.hub.delete(conn)
+    this.hub.recorder?.closed(this, code) // obs
     this.auth?.closed(conn)
     conn.pending = null
     const { onClose } = this.definition

@@ -3,6 +3,7 @@ import type { RateLimitResult } from './store.js'
 import type { FastifyInstance } from 'fastify'
 import type { EmitsOf, RouteDefinition, SchemaMap } from './route.js'
 import type { Presence, RoomEmitter } from './rooms.js'
+import type { RealtimeInspect } from './observability.js'
 
 /** Counters since the plugin was registered. */
 export interface RealtimeStats {
@@ -68,6 +69,10 @@ export interface RealtimeDecorator {
    * The id is what `auth.userId` returns (default `sub`, else `id`), compared as a string.
    */
   disconnectUser (id: string | number, reason?: string): number
+  /** The AsyncAPI 3.0 document of the real-time routes declared so far (the `asyncapi` option sets its info). */
+  asyncapi (): Record<string, unknown>
+  /** This instance's connections and rooms, a bounded page at a time. */
+  inspect: RealtimeInspect
 }
 
 declare module 'fastify' {
