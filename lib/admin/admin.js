@@ -62,7 +62,9 @@ function fmt (n) { return n >= 100 ? Math.round(n) : Math.round(n * 10) / 10 }
 function draw (svg, series) {
   const max = Math.max(1, ...series.flat())
   series.forEach((values, i) => {
-    const points = values.map((v, x) => `${(x * 300) / (POINTS - 1)},${68 - (v / max) * 64}`).join(' ')
+    // Newest point at the right edge, so a fresh page fills in from the right.
+    const offset = POINTS - values.length
+    const points = values.map((v, x) => `${((offset + x) * 300) / (POINTS - 1)},${68 - (v / max) * 64}`).join(' ')
     svg.querySelectorAll('polyline')[i].setAttribute('points', points)
   })
 }
