@@ -40,12 +40,14 @@ export async function createMetrics (options: ResolvedMetricsOptions, stats: () 
   const prom = await import('prom-client')
   const { registry, prefix: p } = options
   const registers = [registry]
+  // Metrics read at scrape time are held by the registry only.
+  const held: unknown[] = []
   // Counters the hub keeps: reset and set from stats() at each scrape.
   const fromStats = (name: string, help: string, read: (s: RealtimeStats) => number): void => {
-    void new prom.Counter({ name: p + name, help, registers, collect (this: Counter) { this.reset(); this.inc(read(stats())) } })
+    held.push(new prom.Counter({ name: p + name, help, registers, collect (this: Counter) { this.reset(); this.inc(read(stats())) } }))
   }
   const gaugeFromStats = (name: string, help: string, read: (s: RealtimeStats) => number): void => {
-    void new prom.Gauge({ name: p + name, help, registers, collect () { this.set(read(stats())) } })
+    held.push(new prom.Gauge({ name: p + name, help, registers, collect () { this.set(read(stats())) } }))
   }
   fromStats('frames_in_total', 'Frames received (all routes, before parsing)', (s) => s.messagesIn)
   fromStats('frames_out_total', 'Frames sent, room broadcasts counted once per member', (s) => s.messagesOut)
@@ -57,7 +59,7 @@ export async function createMetrics (options: ResolvedMetricsOptions, stats: () 
   fromStats('adapter_invalid_total', 'Invalid envelopes received from the fan-out backend', (s) => s.adapterInvalid)
   gaugeFromStats('rooms', 'Rooms with a member on this instance', (s) => s.rooms)
   gaugeFromStats('room_members', 'Room memberships on this instance, summed over rooms', (s) => s.members)
-  void new prom.Counter({
+  held.push(new prom.Counter({
     name: p + 'terminations_total',
     help: 'Connections the server ended: missed heartbeat, or slow consumer (4008)',
     labelNames: ['reason'],
@@ -68,7 +70,7 @@ export async function createMetrics (options: ResolvedMetricsOptions, stats: () 
       this.inc({ reason: 'heartbeat' }, s.heartbeatTerminations)
       this.inc({ reason: 'slow_consumer' }, s.slowConsumerCloses)
     }
-  })
+  }))
   const open = new prom.Gauge({ name: p + 'connections', help: 'Open connections', labelNames: ['route'], registers })
   const connects = new prom.Counter({ name: p + 'connects_total', help: 'Connections accepted', labelNames: ['route'], registers })
   const closes = new prom.Counter({ name: p + 'closes_total', help: 'Connections closed, by close code', labelNames: ['route', 'code'], registers })

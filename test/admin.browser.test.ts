@@ -85,16 +85,16 @@ t.test('the admin page: refuses a non-admin, renders, updates live, disconnects 
   await page.waitForSelector('#members:text("4")')
 
   // Traffic, until the page shows a message rate and the errors; one socket closes with 4403.
-  let sending = true
+  const state = { sending: true }
   const traffic = (async () => {
     // A varying rate, so that the charts have a shape.
-    for (let tick = 0; sending; tick++) {
+    for (let tick = 0; state.sending; tick++) {
       alice.send('say', { room: 'lobby', text: 'hi' })
       if (tick % 40 < 25) carol.send('say', { room: 'lobby', text: 'hello' })
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
   })()
-  t.teardown(() => { sending = false })
+  t.teardown(() => { state.sending = false })
   const dave = await guest('dave')
   await dave.request('fail', null).catch(() => {})
   await dave.close(4403)
@@ -115,7 +115,7 @@ t.test('the admin page: refuses a non-admin, renders, updates live, disconnects 
   await page.waitForSelector('#closes td:text("4401")')
   await page.waitForSelector('#connections:text("3")')
 
-  sending = false
+  state.sending = false
   await traffic
   await alice.close()
   await carol.close()
