@@ -91,6 +91,7 @@ t.test('every auth mode, joinable and path parameters; served at an opt-in route
   app.realtime('/lobby', { auth: 'message', messages: {} })
   app.realtime('/lobby/', { messages: { hi: { schema: Type.Null(), handler: () => null } } })
   app.realtime('/', { messages: {} })
+  app.realtime('/q', { auth: { query: true }, messages: {} })
 
   const refused = await app.inject({ url: '/asyncapi.json' })
   t.equal(refused.statusCode, 403)
@@ -102,7 +103,8 @@ t.test('every auth mode, joinable and path parameters; served at an opt-in route
   await validate(t, doc)
   t.match(doc.info, { title: 'Game', version: '2.1.0' })
   t.same(doc.servers, { prod: { host: 'rt.example.com', protocol: 'wss' } })
-  t.same(Object.keys(doc.channels), ['game_table', 'lobby', 'lobby_2', 'root'], 'unique channel ids')
+  t.same(Object.keys(doc.channels), ['game_table', 'lobby', 'lobby_2', 'root', 'q'], 'unique channel ids')
+  t.equal(doc.channels.q['x-fastify-realtime-auth'], 'handshake', 'options without a mode: handshake')
   t.match(doc.channels.game_table, { address: '/game/{table}', parameters: { table: {} } })
   const game = Object.values(doc.channels.game_table.messages).map((m: any) => m.name ?? m.$ref)
   t.ok(game.includes('#/components/messages/roomJoin') && game.includes('#/components/messages/roomLeave'))
@@ -115,6 +117,17 @@ t.test('every auth mode, joinable and path parameters; served at an opt-in route
   t.notOk('security' in doc.operations['lobby_2.receive'])
   // Emits carry the room fields (a room message) as optional.
   t.same(doc.channels.game_table.messages['game_table.out.moved'].payload.required, ['type', 'data'])
+})
+
+t.test('served without a hook when none is given; defaults for the info', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { asyncapi: { path: '/docs/asyncapi.json' } })
+  app.realtime('/x', { messages: {} })
+  const doc = (await app.inject({ url: '/docs/asyncapi.json' })).json()
+  t.match(doc.info, { title: 'fastify-realtime API', version: '1.0.0', description: /protocol 1\.0/ })
+  t.notOk('servers' in doc)
+  await validate(t, doc)
 })
 
 t.test('bad asyncapi options fail the register with the field named', async (t) => {

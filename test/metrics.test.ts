@@ -7,6 +7,7 @@ import { Registry, collectDefaultMetrics, register as defaultRegistry } from 'pr
 import realtime from '../index.js'
 import { connect } from '../lib/testing.js'
 import { createMetrics, resolveMetricsOptions } from '../lib/metrics.js'
+import { closeLabel, errorLabel, inLabel, outLabel } from '../lib/recorder.js'
 
 async function build (t: Tap.Test, registry: Registry, extra: Record<string, unknown> = {}) {
   const app = Fastify()
@@ -162,4 +163,32 @@ t.test('options are checked at register', async (t) => {
   t.ok(options)
   await createMetrics(options!, () => ({}) as never)
   t.ok(registry.getSingleMetric('rt_handler_duration_seconds'))
+})
+
+t.test('with the admin page on too, both recorders see the same points', async (t) => {
+  const registry = new Registry()
+  const app = await build(t, registry, { admin: { path: '/admin', preHandler: async () => {} } })
+  const admin = await connect(app, '/admin/live')
+  const a = await connect(app, '/echo')
+  await a.request('boom', null).catch(() => {})
+  await a.close(4403)
+  const m = await scrape(app)
+  t.equal(m.get('fastify_realtime_closes_total{route="/echo",code="4403"}'), 1)
+  t.equal(m.get('fastify_realtime_errors_total{route="/echo",code="internal"}'), 1)
+  t.equal(m.get('fastify_realtime_connections{route="/admin/live"}'), 1, 'the admin socket is a connection like any other')
+  t.equal(m.get('fastify_realtime_handler_duration_seconds_count{route="/echo",type="boom"}'), 1)
+  await admin.next('snapshot' as never)
+  const snapshot = await admin.next('snapshot' as never, { timeout: 3000 }) as { data: { closes: object, errors: object } }
+  t.same(snapshot.data.closes, { 4403: 1 })
+  t.same(snapshot.data.errors, { internal: 1 })
+  await admin.close()
+})
+
+t.test('labels are bounded: declared and reserved names, else one bucket', async (t) => {
+  const route = { path: '/r', messages: new Set(['say']), emits: new Set(['said']) }
+  t.same(['say', 'ping', 'auth', 'said', 'x'].map((type) => inLabel(route, type)), ['say', 'ping', 'auth', '_unknown', '_unknown'])
+  t.same(['said', 'ack', 'error', 'say', 'x'].map((type) => outLabel(route, type)), ['said', 'ack', 'error', '_unknown', '_unknown'])
+  t.same(['rate_limited', 'forbidden', 'my_code'].map(errorLabel), ['rate_limited', 'forbidden', 'refused'])
+  t.same([1000, 1005, 1006, 1012, 4008, 4401, 4409, 4499, 4500, 3000, 4000, 4600].map(closeLabel),
+    ['1000', '1005', '1006', '1012', '4008', '4401', '4409', '4499', '4500', 'other', 'other', 'other'])
 })
