@@ -37,7 +37,7 @@ export class Observability {
     const adminOptions = resolveAdminOptions(raw.admin)
     const asyncapiOptions = resolveAsyncApiOptions(raw.asyncapi)
     const recorders: Recorder[] = []
-    if (metrics !== null) recorders.push(await createMetrics(metrics, () => hub.stats()))
+    if (metrics !== null) recorders.push(createMetrics(metrics, () => hub.stats()))
     const admin = adminOptions === null ? null : new Admin(adminOptions, hub)
     if (admin !== null) recorders.push(admin.recorder)
     hub.recorder = combine(recorders)
