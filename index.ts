@@ -85,12 +85,14 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   handshake.attach(fastify, ownServer)
 
   const realtime = function (this: FastifyInstance, path: string, definition: RouteDefinition<SchemaMap, SchemaMap>) {
-    const route = new CompiledRoute(path, definition, options, hub)
+    // obs: the full URL (with the plugin prefix) names the route in metrics, inspection and the AsyncAPI document.
+    const url = this.prefix + path
+    const route = new CompiledRoute(url, definition, options, hub)
     const { messages, emits, onOpen, onClose, joinable, presence, auth: routeAuth, authorize, rateLimit, ...ownOptions } = definition
     const { routeOptions, authConfig } = handshake.guard(this, path, routeAuth, ownOptions)
     route.auth = auth
     route.authConfig = authConfig
-    obs.declare(path, definition) // obs: for app.realtime.asyncapi()
+    obs.declare(url, definition) // obs: for app.realtime.asyncapi()
     this.route({
       ...routeOptions,
       method: 'GET',

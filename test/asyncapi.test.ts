@@ -92,6 +92,7 @@ t.test('every auth mode, joinable and path parameters; served at an opt-in route
   app.realtime('/lobby/', { messages: { hi: { schema: Type.Null(), handler: () => null } } })
   app.realtime('/', { messages: {} })
   app.realtime('/q', { auth: { query: true }, messages: {} })
+  await app.register(async (scope) => { scope.realtime('/inner', { messages: {} }) }, { prefix: '/v2' })
 
   const refused = await app.inject({ url: '/asyncapi.json' })
   t.equal(refused.statusCode, 403)
@@ -103,7 +104,8 @@ t.test('every auth mode, joinable and path parameters; served at an opt-in route
   await validate(t, doc)
   t.match(doc.info, { title: 'Game', version: '2.1.0' })
   t.same(doc.servers, { prod: { host: 'rt.example.com', protocol: 'wss' } })
-  t.same(Object.keys(doc.channels), ['game_table', 'lobby', 'lobby_2', 'root', 'q'], 'unique channel ids')
+  t.same(Object.keys(doc.channels), ['game_table', 'lobby', 'lobby_2', 'root', 'q', 'v2_inner'], 'unique channel ids')
+  t.equal(doc.channels.v2_inner.address, '/v2/inner', 'the address carries the plugin prefix')
   t.equal(doc.channels.q['x-fastify-realtime-auth'], 'handshake', 'options without a mode: handshake')
   t.match(doc.channels.game_table, { address: '/game/{table}', parameters: { table: {} } })
   const game = Object.values(doc.channels.game_table.messages).map((m: any) => m.name ?? m.$ref)

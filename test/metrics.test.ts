@@ -192,3 +192,33 @@ t.test('labels are bounded: declared and reserved names, else one bucket', async
   t.same([1000, 1005, 1006, 1012, 4008, 4401, 4409, 4499, 4500, 3000, 4000, 4600].map(closeLabel),
     ['1000', '1005', '1006', '1012', '4008', '4401', '4409', '4499', '4500', 'other', 'other', 'other'])
 })
+
+t.test('routes are named by their full URL, prefix included; two routes on one URL share a series; resetMetrics leaves ours alone', async (t) => {
+  const registry = new Registry()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { metrics: { registry } })
+  for (const prefix of ['/v1', '/v2']) {
+    await app.register(async (scope) => {
+      scope.realtime('/ws', { messages: { hi: { schema: Type.Null(), handler: () => null } } })
+    }, { prefix })
+  }
+  // Fastify's router refuses a second GET /v1/ws, but two routes may still share a URL across constraints
+  // (e.g. a host constraint): declare one the same way on a host.
+  app.realtime('/v1/ws', { constraints: { host: 'other.example' }, messages: { hi: { schema: Type.Null(), handler: () => null } } })
+  const a = await connect(app, '/v1/ws')
+  const b = await connect(app, '/v2/ws')
+  const c = await connect(app, '/v1/ws', { headers: { host: 'other.example' } })
+  await a.request('hi', null)
+  await b.request('hi', null)
+  await c.request('hi', null)
+  registry.resetMetrics()
+  const text = await registry.metrics()
+  t.match(text, /fastify_realtime_messages_in_total\{route="\/v1\/ws",type="hi"\} 2\n/)
+  t.match(text, /fastify_realtime_messages_in_total\{route="\/v2\/ws",type="hi"\} 1\n/)
+  t.match(text, /fastify_realtime_connections\{route="\/v1\/ws"\} 2\n/)
+  t.same(app.realtime.inspect.connections().items.map((i) => i.route).sort(), ['/v1/ws', '/v1/ws', '/v2/ws'])
+  await c.close()
+  await a.close()
+  await b.close()
+})
