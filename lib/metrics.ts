@@ -6,14 +6,13 @@
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
 import { closeLabel, errorLabel, inLabel, outLabel, type RecordedRoute, type Recorder } from './recorder.js'
 import type { RealtimeStats } from '../types/fastify.js'
-import type { MetricsOptions } from '../types/observability.js'
-import type { Registry } from 'prom-client'
+import type { MetricsOptions, MetricsRegistry } from '../types/observability.js'
 
 // Handlers are usually sub-millisecond to a few hundred ms.
 const DEFAULT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 export interface ResolvedMetricsOptions {
-  registry: Registry
+  registry: MetricsRegistry
   prefix: string
   buckets: number[]
 }
@@ -99,7 +98,7 @@ export function createMetrics (options: ResolvedMetricsOptions, stats: () => Rea
     return series
   }
   const register = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Sample[]): void => {
-    registry.registerMetric(new Collected(p + name, help, type, values) as never)
+    registry.registerMetric(new Collected(p + name, help, type, values))
   }
   const fromStats = (name: string, help: string, type: 'counter' | 'gauge', read: (s: RealtimeStats) => number): void =>
     register(name, help, type, () => [{ value: read(stats()), labels: {} }])

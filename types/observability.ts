@@ -1,5 +1,4 @@
 import type { onRequestHookHandler, preHandlerHookHandler } from 'fastify'
-import type { Registry } from 'prom-client'
 
 /** `asyncapi` plugin option: the document's info, and the route serving it. */
 export interface AsyncApiInfo {
@@ -17,10 +16,19 @@ export interface AsyncApiOptions extends AsyncApiInfo {
   onRequest?: onRequestHookHandler
 }
 
+/**
+ * The part of a prom-client `Registry` the plugin uses, typed here so that these types do not need prom-client
+ * installed (it is an optional peer dependency).
+ */
+export interface MetricsRegistry {
+  registerMetric (metric: any): void
+  getSingleMetric (name: string): unknown
+}
+
 /** `metrics` plugin option: our metrics on the app's prom-client registry. */
 export interface MetricsOptions {
   /** The prom-client registry to register on (e.g. `register` from prom-client, or fastify-metrics' `registry`). */
-  registry: Registry
+  registry: MetricsRegistry
   /** Metric name prefix. Default `'fastify_realtime_'`. */
   prefix?: string
   /** Handler duration histogram buckets, in seconds. */
