@@ -8,7 +8,8 @@ import { resolveOptions } from './lib/options.js'
 import { FRT_ERR_ROUTE_UPGRADE_REQUIRED } from './lib/errors.js'
 import { Hub } from './lib/hub.js'
 import { MemoryStore } from './lib/stores/memory.js'
-import { CompiledRoute } from './lib/route.js'
+import { compileRoute } from './lib/route.js'
+import { Pipeline, closeOnAuthDeadline } from './lib/pipeline.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
@@ -42,15 +43,15 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const ownOptions: Record<string, unknown> = { ...opts }
   for (const key of FASTIFY_KEYS) delete ownOptions[key]
   const options = resolveOptions(ownOptions)
-  const hub = new Hub(options, fastify.log)
   // The default store is ours to close; a store the app passed in is not.
   const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
-  hub.rateLimitStore = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
+  const store = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
+  const hub = new Hub(options, fastify.log, store)
   const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
-  const auth = new Auth(options.auth)
+  const auth = new Auth(options.auth, closeOnAuthDeadline)
   const handshake = new Handshake(options, auth)
-  // obs: metrics, admin page, inspection and AsyncAPI (lib/observability.ts); sets hub.recorder.
+  // Metrics, the admin page, inspection and the AsyncAPI document (lib/observability.ts).
   const obs = await Observability.create(hub, options, ownOptions)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
@@ -85,20 +86,17 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   handshake.attach(fastify, ownServer)
 
   const realtime = function (this: FastifyInstance, path: string, definition: RouteDefinition<SchemaMap, SchemaMap>) {
-    // obs: the full URL (with the plugin prefix) names the route in metrics, inspection and the AsyncAPI document.
+    // The full URL (with the plugin prefix) names the route in metrics, inspection and the AsyncAPI document.
     const url = this.prefix + path
-    const route = new CompiledRoute(url, definition, options, hub)
-    const { messages, emits, onOpen, onClose, joinable, presence, auth: routeAuth, authorize, rateLimit, ...ownOptions } = definition
-    const { routeOptions, authConfig } = handshake.guard(this, path, routeAuth, ownOptions)
-    route.auth = auth
-    route.authConfig = authConfig
-    obs.declare(url, definition) // obs: for app.realtime.asyncapi()
+    const route = compileRoute(url, definition, options, hub.rateLimitStore)
+    const pipeline = new Pipeline(route, hub, auth, options, obs.recorder)
+    obs.declare(url, definition)
     this.route({
-      ...routeOptions,
+      ...handshake.guard(this, path, route.auth, route.fastifyOptions),
       method: 'GET',
       url: path,
       handler: notAnUpgrade,
-      wsHandler: (socket, request) => route.accept(socket, request)
+      wsHandler: pipeline.accept
     })
     return this
   } as RealtimeDecorator
@@ -113,11 +111,12 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   }
   realtime.to = (room: string) => hub.rooms.to(room, null)
   realtime.presence = async (room: string) => hub.rooms.presenceEverywhere(room)
-  realtime.asyncapi = () => obs.asyncapi() // obs
-  realtime.inspect = obs.inspect // obs
+  realtime.asyncapi = () => obs.asyncapi()
+  realtime.inspect = obs.inspect
 
   fastify.decorate('realtime', realtime)
-  obs.routesOn(fastify) // obs: the document's route and the admin page, once app.realtime exists
+  // The document's route and the admin page, once app.realtime exists.
+  obs.routesOn(fastify)
 }
 
 async function notAnUpgrade (): Promise<never> {

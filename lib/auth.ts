@@ -6,16 +6,33 @@
 // every mode alike; the token reaches it through `extractToken`.
 import type { FastifyRequest } from 'fastify'
 import type { FastifyJwtVerifyOptions, UserType, VerifyPayloadType } from '@fastify/jwt'
-import type { RawData } from 'ws'
 import {
   FRT_ERR_AUTH_TOKEN_EXPIRED, FRT_ERR_AUTH_TOKEN_INVALID, FRT_ERR_AUTH_TOKEN_MISSING, FRT_ERR_ROUTE_INVALID
 } from './errors.js'
-import { CloseCode, ErrorCode, MessageType, ProtocolError, parse, serializeAck, type InboundMessage } from './protocol.js'
+import { CloseCode } from './protocol.js'
 import { Deadlines } from './deadlines.js'
 import { findToken } from './token.js'
 import { userKey, type ResolvedOptions } from './options.js'
-import type { RealtimeConnection } from './connection.js'
 import type { AuthMode, RouteAuth } from '../types/auth.js'
+
+/** What auth needs of a connection. */
+export interface AuthedConnection {
+  readonly request: FastifyRequest
+  readonly user: UserType | undefined
+  readonly closed: boolean
+  /** Written only here: set by admit/awaitAuthFrame, null once closed. */
+  auth: ConnectionAuth | null
+  close (code: number, reason: string): void
+}
+
+/**
+ * Called when a connection's deadline comes: `awaitingAuthFrame` when its `auth` frame never
+ * came, else when its token expired. lib/pipeline.ts decides the close code.
+ */
+export type DeadlineReached = (conn: AuthedConnection, awaitingAuthFrame: boolean) => void
+
+/** What a token refresh came to, when the token itself verified. */
+export type RefreshVerdict = 'refreshed' | 'other-user' | 'closed'
 
 /** A route's auth, normalized once when it is declared. */
 export interface RouteAuthConfig {
@@ -63,21 +80,23 @@ export function normalizeRouteAuth (path: string, auth: RouteAuth | undefined | 
 export class Auth {
   readonly options: ResolvedOptions['auth']
   /** userId -> open connections; the cluster-wide revoke publishes an id and each node closes its own. */
-  readonly users = new Map<string, Set<RealtimeConnection>>()
-  readonly deadlines = new Deadlines<RealtimeConnection>((conn, generation) => this.expire(conn, generation))
+  readonly users = new Map<string, Set<AuthedConnection>>()
+  readonly deadlines = new Deadlines<AuthedConnection>((conn, generation) => this.expire(conn, generation))
   /** Connections with a current deadline, to know when superseded entries are worth pruning. */
   current = 0
+  readonly #deadlineReached: DeadlineReached
 
-  constructor (options: ResolvedOptions['auth']) {
+  constructor (options: ResolvedOptions['auth'], deadlineReached: DeadlineReached) {
     this.options = options
+    this.#deadlineReached = deadlineReached
   }
 
   /** The route `onRequest` hook of handshake auth: HTTP 401 before the upgrade on any failure. */
-  handshake (route: RouteAuthConfig): (request: FastifyRequest) => Promise<void> {
+  handshake (routeAuth: RouteAuthConfig): (request: FastifyRequest) => Promise<void> {
     const options = this.options
     return async function verifyHandshake (request) {
       if (!request.ws) return
-      const token = findToken(request, options, route.query)
+      const token = findToken(request, options, routeAuth.query)
       if (token === undefined) throw new FRT_ERR_AUTH_TOKEN_MISSING()
       await verify(request, token)
     }
@@ -87,90 +106,60 @@ export class Auth {
     return userKey(this.options.userId, user)
   }
 
-  /**
-   * A connection was accepted. Returns true when it must now send its `auth`
-   * frame (its onOpen waits until then); otherwise its user, if any, is
-   * indexed and its token's expiry scheduled.
-   */
-  accept (conn: RealtimeConnection, mode: AuthMode | undefined): boolean {
-    const state: ConnectionAuth = { waiting: mode === 'message', userKey: undefined, generation: 0, scheduled: false }
-    conn.auth = state
-    if (state.waiting) {
-      this.schedule(conn, Date.now() + this.options.timeout)
-      return true
-    }
+  /** A connection is open and authenticated as far as it will be: its user, if any, is indexed, its token's expiry scheduled. */
+  admit (conn: AuthedConnection): void {
+    conn.auth = { waiting: false, userKey: undefined, generation: 0, scheduled: false }
     this.authenticated(conn)
-    return false
   }
 
-  /** A frame on a first-message route before its `auth` frame succeeded. */
-  firstFrame (conn: RealtimeConnection, raw: RawData, isBinary: boolean): void {
-    const msg = isBinary ? null : parse(raw.toString())
-    if (msg === null || msg instanceof ProtocolError || msg.type !== MessageType.Auth) {
-      conn.close(CloseCode.Unauthorized, 'The first message must be "auth"')
-      return
-    }
-    const token = tokenOf(msg.data)
-    if (token === undefined) {
-      conn.close(CloseCode.Unauthorized, 'The auth message needs data.token')
-      return
-    }
-    // Frames behind the auth frame wait for its outcome, in order.
-    conn.pending = []
-    verify(conn.request, token).then(() => {
-      if (conn.closed || conn.auth === null) return
-      conn.auth.waiting = false
-      this.authenticated(conn)
-      this.ack(conn, msg)
-      conn.route.open(conn)
-    }, (err: unknown) => {
-      conn.pending = null
-      if (statusOf(err) === 401) {
-        conn.close(CloseCode.Unauthorized, (err as Error).message)
-      } else {
-        conn.log.error({ err }, 'real-time auth failed')
-        conn.close(CloseCode.ServerError, 'Internal error')
-      }
-    })
+  /** A connection on a first-message route: it has `auth.timeout` to send its `auth` frame. */
+  awaitAuthFrame (conn: AuthedConnection): void {
+    conn.auth = { waiting: true, userKey: undefined, generation: 0, scheduled: false }
+    this.schedule(conn, Date.now() + this.options.timeout)
   }
 
-  /** An `auth` frame on an authenticated connection: a newer token extends it. */
-  refresh (conn: RealtimeConnection, msg: InboundMessage): void {
-    const token = tokenOf(msg.data)
-    if (token === undefined) {
-      conn.error({ code: ErrorCode.InvalidData, message: 'The auth message needs data.token' }, msg.id)
-      return
-    }
+  /**
+   * Verifies the token of a first `auth` frame. Resolves true once the connection is authenticated,
+   * false when it closed meanwhile; rejects as `verify` does.
+   */
+  async verifyAuthFrame (conn: AuthedConnection, token: string): Promise<boolean> {
+    await verify(conn.request, token)
+    if (conn.closed || conn.auth === null) return false
+    conn.auth.waiting = false
+    this.authenticated(conn)
+    return true
+  }
+
+  /** An `auth` frame on an authenticated connection: a newer token of the same user extends it. Rejects as `verify` does. */
+  async refresh (conn: AuthedConnection, token: string): Promise<RefreshVerdict> {
     const request = conn.request as TokenRequest & { user?: UserType }
     const previous = request.user
     const previousExp = request[kExp]
-    verify(conn.request, token).then(() => {
-      if (conn.closed || conn.auth === null) return
-      if (this.userKey(request.user) !== conn.auth.userKey) {
-        request.user = previous
-        request[kExp] = previousExp
-        conn.error({ code: ErrorCode.Unauthorized, message: 'The token is for another user' }, msg.id)
-        return
-      }
-      this.scheduleExpiry(conn)
-      this.ack(conn, msg)
-    }, (err: unknown) => {
-      if (statusOf(err) !== 401) conn.log.error({ err }, 'real-time auth refresh failed')
-      conn.error(statusOf(err) === 401
-        ? { code: ErrorCode.Unauthorized, message: (err as Error).message }
-        : { code: ErrorCode.Internal, message: 'Internal server error' }, msg.id)
-    })
+    await verify(conn.request, token)
+    if (conn.closed || conn.auth === null) return 'closed'
+    if (this.userKey(request.user) !== conn.auth.userKey) {
+      request.user = previous
+      request[kExp] = previousExp
+      return 'other-user'
+    }
+    this.scheduleExpiry(conn)
+    return 'refreshed'
   }
 
-  closed (conn: RealtimeConnection): void {
+  /** The `exp` (seconds) of the connection's token, as acked to an `auth` frame; null when it has none. */
+  expiryOf (conn: AuthedConnection): number | null {
+    return expOf(conn)
+  }
+
+  closed (conn: AuthedConnection): void {
     const state = conn.auth
-    // Cannot happen today (accept() sets conn.auth on every connection, ws emits 'close' once); a second call stays harmless.
+    // Cannot happen today (admit/awaitAuthFrame set conn.auth on every connection, ws emits 'close' once); a second call stays harmless.
     /* c8 ignore next */
     if (state === null) return
     conn.auth = null
     this.unschedule(state)
     if (state.userKey !== undefined) {
-      const set = this.users.get(state.userKey) as Set<RealtimeConnection>
+      const set = this.users.get(state.userKey) as Set<AuthedConnection>
       set.delete(conn)
       if (set.size === 0) this.users.delete(state.userKey)
     }
@@ -195,7 +184,7 @@ export class Auth {
     this.current = 0
   }
 
-  authenticated (conn: RealtimeConnection): void {
+  authenticated (conn: AuthedConnection): void {
     const state = conn.auth as ConnectionAuth
     const key = this.userKey(conn.user)
     state.userKey = key
@@ -208,7 +197,7 @@ export class Auth {
   }
 
   /** Replaces the connection's deadline by its token's `exp` plus grace, or by none when the token has no `exp`. */
-  scheduleExpiry (conn: RealtimeConnection): void {
+  scheduleExpiry (conn: AuthedConnection): void {
     const exp = expOf(conn)
     if (exp === null) {
       this.unschedule(conn.auth as ConnectionAuth)
@@ -217,7 +206,7 @@ export class Auth {
     }
   }
 
-  schedule (conn: RealtimeConnection, at: number): void {
+  schedule (conn: AuthedConnection, at: number): void {
     const state = conn.auth as ConnectionAuth
     this.unschedule(state)
     state.scheduled = true
@@ -238,29 +227,17 @@ export class Auth {
   }
 
   // A deadline came due: the `auth` frame never came (4408), or the token expired (4401).
-  expire (conn: RealtimeConnection, generation: number): void {
+  expire (conn: AuthedConnection, generation: number): void {
     const state = conn.auth
     if (state === null || !state.scheduled || state.generation !== generation) return
     this.unschedule(state)
-    if (state.waiting) {
-      conn.close(CloseCode.Timeout, 'No auth message in time')
-    } else {
-      conn.close(CloseCode.Unauthorized, 'Token expired')
-    }
-  }
-
-  ack (conn: RealtimeConnection, msg: InboundMessage): void {
-    conn.send(serializeAck(msg.id, { exp: expOf(conn) }))
+    this.#deadlineReached(conn, state.waiting)
   }
 }
 
-function expOf (conn: RealtimeConnection): number | null {
+function expOf (conn: AuthedConnection): number | null {
   const exp = (conn.user as { exp?: unknown } | undefined)?.exp ?? (conn.request as TokenRequest)[kExp]
   return typeof exp === 'number' ? exp : null
-}
-
-function statusOf (err: unknown): number | undefined {
-  return (err as { statusCode?: number } | null)?.statusCode
 }
 
 /**
@@ -290,7 +267,8 @@ async function verify (request: FastifyRequest, token: string): Promise<void> {
   }
 }
 
-function tokenOf (data: unknown): string | undefined {
+/** The token of an `auth` frame's data; undefined when missing or empty. */
+export function tokenOf (data: unknown): string | undefined {
   const token = (data as { token?: unknown } | null)?.token
   return typeof token === 'string' && token !== '' ? token : undefined
 }

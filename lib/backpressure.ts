@@ -3,8 +3,17 @@
 // than softTimeout, the connection is closed with 4008, so one stalled client
 // can hold at most about hardLimit bytes of server memory.
 import { CloseCode } from './protocol.js'
-import type { RealtimeConnection } from './connection.js'
 import type { ResolvedOptions } from './options.js'
+
+/** What the policy needs of a connection. */
+export interface WatchedConnection {
+  readonly socket: { readonly bufferedAmount: number }
+  readonly closed: boolean
+  readonly log: { warn (obj: object, msg: string): void }
+  /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it. Written only here. */
+  slowSince: number
+  close (code: number, reason: string): void
+}
 
 interface Counters { slowConsumerCloses: number }
 
@@ -23,7 +32,7 @@ export class Backpressure {
   }
 
   /** Whether a volatile message should skip this connection. */
-  isSlow (conn: RealtimeConnection): boolean {
+  isSlow (conn: WatchedConnection): boolean {
     // slowSince first: until the flush, the buffer also holds the frames waiting
     // corked (lib/frames.ts), which a client that keeps up drains at the flush.
     return conn.slowSince !== 0 && conn.socket.bufferedAmount > this.softLimit
@@ -33,7 +42,7 @@ export class Backpressure {
    * Called after each send through ws, after each flush of the fast path (lib/frames.ts), on each frame
    * to a connection already over the soft limit or past the hard one, and by the heartbeat sweep.
    */
-  check (conn: RealtimeConnection): void {
+  check (conn: WatchedConnection): void {
     const buffered = conn.socket.bufferedAmount
     if (buffered <= this.softLimit) {
       conn.slowSince = 0

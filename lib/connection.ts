@@ -1,22 +1,26 @@
-// One client of a real-time route: identity, sending, closing. Writes go
-// through lib/frames.ts, the one file that knows ws's internals.
+// One client of a real-time route, as handlers see it: identity, sending,
+// closing, rooms. Writes go through lib/frames.ts, the one file that knows ws's
+// internals. What a frame from the client does is lib/pipeline.ts's business.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { UserType } from '@fastify/jwt'
 import type { WebSocket } from 'ws'
 import { closeReason, serializeAck, serializeError, serializeEvent, type WireError } from './protocol.js'
 import type { Hub } from './hub.js'
-import type { CompiledRoute } from './route.js'
-import type { RoomTarget } from './rooms.js'
+import type { EmitChecker, RoomTarget } from './rooms.js'
 import type { ConnectionAuth } from './auth.js'
+import type { Backpressure } from './backpressure.js'
 import type { Connection } from '../types/route.js'
 import { limitKey, rateLimited, type ConnectionLimits } from './limits.js'
 import { Frame, writeFrame } from './frames.js'
+import type { ResolvedOptions } from './options.js'
+import type { InboundMessage } from './protocol.js'
+import type { RecordedRoute, Recorder } from './recorder.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
 const NO_ROOMS: ReadonlySet<string> = new Set()
-// obs: connections in order of arrival, the inspection API's cursor (lib/inspect.ts).
+// Connections in order of arrival: the inspection API's cursor (lib/inspect.ts).
 let serials = 0
 
 // @fastify/websocket leaves the bytes read past the upgrade request (ws has
@@ -31,34 +35,55 @@ function releaseUpgradeHead (raw: object): void {
 export class RealtimeConnection implements Connection {
   readonly request: FastifyRequest
   readonly socket: WebSocket
-  readonly route: CompiledRoute
-  readonly hub: Hub
-  /** Invalid frames so far, against the error budget. */
+  /** The slow-consumer policy every send answers to (lib/backpressure.ts). */
+  readonly backpressure: Backpressure
+  /** Whether joins and leaves are announced to the room (the route's `presence`). */
+  readonly announcesPresence: boolean
+  /** Invalid frames so far, against the error budget; written only by lib/pipeline.ts. */
   protocolErrors = 0
-  /** Rate-limit buckets (lib/limits.ts), made on the first message. */
-  limits: ConnectionLimits | null = null
-  /** Frames that arrived while an async onOpen was still running; null once open. */
+  /** Messages `authorize` refused so far, against `auth.forbiddenBudget`; written only by lib/pipeline.ts. */
+  forbidden = 0
+  /**
+   * Frames held back, in arrival order, while an earlier step is still answering (async onOpen, first-message
+   * auth, async authorize or shared limit); null when frames are dispatched as they come. Written only by lib/pipeline.ts.
+   */
   pending: Array<[Buffer, boolean]> | null = null
+  /** Rate-limit buckets, made on the first message by lib/limits.ts. */
+  limits: ConnectionLimits | null = null
   /** Auth state, kept by lib/auth.ts; null once closed. */
   auth: ConnectionAuth | null = null
-  /** Messages `authorize` refused so far, against `auth.forbiddenBudget` (lib/authorize.ts). */
-  forbidden = 0
-  /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it (lib/backpressure.ts). */
+  /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it. Written by lib/backpressure.ts. */
   slowSince = 0
-  /** obs: when the socket opened (ms since epoch) and its order of arrival, for lib/inspect.ts. */
+  /** When the socket opened (ms since epoch) and its order of arrival, for lib/inspect.ts. */
   readonly openedAt = Date.now()
   readonly serial = ++serials
+  /** The route's declared emits and its full URL (lib/route.ts). */
+  readonly #emits: EmitChecker & RecordedRoute
+  /** Metrics and the admin page (lib/recorder.ts); null when both are off. */
+  readonly #recorder: Recorder | null
+  // The message whose handler is running (see handlerStart), so its log lines carry msgId.
+  #message: InboundMessage | null = null
+  #handling = 0
+  #messageLog: FastifyBaseLogger | null = null
+  #messageLogFor: InboundMessage | null = null
+  readonly #hub: Hub
+  readonly #userId: ResolvedOptions['auth']['userId']
   // Made on first use: most connections never need an id, a logger or a room
   // set, and each would cost every idle connection memory.
   #id: string | null = null
   #log: FastifyBaseLogger | null = null
   #joined: Set<string> | null = null
 
-  constructor (socket: WebSocket, request: FastifyRequest, route: CompiledRoute, hub: Hub) {
+  constructor (socket: WebSocket, request: FastifyRequest, hub: Hub, emits: EmitChecker & RecordedRoute, announcesPresence: boolean,
+    userId: ResolvedOptions['auth']['userId'], recorder: Recorder | null) {
     this.socket = socket
     this.request = request
-    this.route = route
-    this.hub = hub
+    this.#hub = hub
+    this.#emits = emits
+    this.#userId = userId
+    this.#recorder = recorder
+    this.backpressure = hub.backpressure
+    this.announcesPresence = announcesPresence
     releaseUpgradeHead(request.raw)
   }
 
@@ -68,12 +93,55 @@ export class RealtimeConnection implements Connection {
     return this.#id
   }
 
-  get log (): FastifyBaseLogger {
-    this.#log ??= this.request.log.child({ connId: this.id })
-    return this.#log
+  /** The route's full URL (plugin prefix included). */
+  get path (): string {
+    return this.#emits.path
   }
 
-  /** The rooms joined, kept by lib/rooms.ts; exposed read-only as `rooms`. */
+  get log (): FastifyBaseLogger {
+    this.#log ??= this.request.log.child({ connId: this.id })
+    const msg = this.#message
+    if (msg === null || msg.id === undefined) return this.#log
+    // A child per message only when its handler logs, kept for the rest of that message.
+    if (this.#messageLogFor !== msg) {
+      this.#messageLog = this.#log.child({ msgId: msg.id })
+      this.#messageLogFor = msg
+    }
+    return this.#messageLog as FastifyBaseLogger
+  }
+
+  /**
+   * lib/pipeline.ts is about to run msg's handler: until it returns, `log` carries msgId. Returns what to give
+   * handlerReturned. No allocation: a field write and a count.
+   */
+  handlerStart (msg: InboundMessage): InboundMessage | null {
+    this.#handling++
+    const previous = this.#message
+    this.#message = msg
+    return previous
+  }
+
+  /**
+   * The handler returned. A pending one keeps msgId on its later lines (after an await) while it is the only
+   * handler in flight on the connection; when handlers overlap, which one logs is unknowable without async
+   * context, so their later lines carry connId only: never another message's id.
+   */
+  handlerReturned (previous: InboundMessage | null, pending: boolean): void {
+    if (!pending) {
+      this.#handling--
+      this.#message = previous
+    } else if (this.#handling > 1) {
+      this.#message = null
+    }
+  }
+
+  /** A pending handler settled. */
+  handlerSettled (msg: InboundMessage): void {
+    this.#handling--
+    if (this.#message === msg) this.#message = null
+  }
+
+  /** The rooms joined, written only by lib/rooms.ts; exposed read-only as `rooms`. */
   get joined (): Set<string> {
     this.#joined ??= new Set()
     return this.#joined
@@ -88,8 +156,8 @@ export class RealtimeConnection implements Connection {
   }
 
   emit (type: string, data: unknown): void {
-    this.route.checkEmit(type, data)
-    this.hub.recorder?.messageOut(this.route, type) // obs
+    this.#emits.checkEmit(type, data)
+    this.#recorder?.messageOut(this.#emits, type)
     this.send(serializeEvent(type, data))
   }
 
@@ -102,7 +170,7 @@ export class RealtimeConnection implements Connection {
   /** Sends a message framed once for many connections (a room broadcast); dropped once the socket is closing. */
   sendFrame (frame: Frame): void {
     if (this.socket.readyState !== OPEN) return
-    this.hub.counters.messagesOut++
+    this.#hub.counters.messagesOut++
     writeFrame(this, frame)
   }
 
@@ -111,31 +179,31 @@ export class RealtimeConnection implements Connection {
   }
 
   join (room: string): Promise<void> {
-    return this.hub.rooms.join(this, room)
+    return this.#hub.rooms.join(this, room)
   }
 
   leave (room: string): boolean {
-    return this.hub.rooms.leave(this, room)
+    return this.#hub.rooms.leave(this, room)
   }
 
   to (room: string): RoomTarget {
-    return this.hub.rooms.to(room, this.route)
+    return this.#hub.rooms.to(room, this.#emits)
   }
 
   ack (id: string | number, data: unknown): void {
-    this.hub.recorder?.messageOut(this.route, 'ack') // obs
+    this.#recorder?.messageOut(this.#emits, 'ack')
     this.send(serializeAck(id, data))
   }
 
   error (error: WireError, id?: string | number): void {
-    this.hub.recorder?.messageOut(this.route, 'error') // obs
+    this.#recorder?.messageOut(this.#emits, 'error')
     this.send(serializeError(error, id))
   }
 
   async consume (name: string, limit: { rate: number, burst: number, cost?: number }): Promise<void> {
-    const store = this.hub.rateLimitStore
+    const store = this.#hub.rateLimitStore
     if (store === null) return
-    const key = limitKey(this, 'user', this.route.options.auth.userId) as string
+    const key = limitKey(this, 'user', this.#userId) as string
     const result = await store.take(`consume:${name}:${key}`, limit.rate, limit.burst, limit.cost ?? 1)
     if (!result.allowed) throw rateLimited(result.retryAfter)
   }

@@ -77,3 +77,15 @@ export const FRT_ERR_ROUTE_UPGRADE_REQUIRED = createError(
 
 export const FRT_ERR_INSPECT_QUERY = createError(
   'FRT_ERR_INSPECT_QUERY', 'Invalid inspect query: %s %s', 400, TypeError)
+
+export const FRT_ERR_HISTORY_INVALID = createError(
+  'FRT_ERR_HISTORY_INVALID', 'Invalid history store: %s', 500, TypeError)
+
+export const FRT_ERR_HISTORY_REDIS = createError(
+  'FRT_ERR_HISTORY_REDIS', 'Redis history store failed: %s', 500)
+
+export const FRT_ERR_SESSION_INVALID = createError(
+  'FRT_ERR_SESSION_INVALID', 'Invalid session store: %s', 500, TypeError)
+
+export const FRT_ERR_SESSION_REDIS = createError(
+  'FRT_ERR_SESSION_REDIS', 'Redis session store failed: %s', 500)

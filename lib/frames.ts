@@ -10,7 +10,14 @@
 // or a Blob read, no fragmented message open, no permessage-deflate), so the
 // order of frames on the wire is the order of the calls, whichever path each took.
 import type { Socket } from 'node:net'
-import type { RealtimeConnection } from './connection.js'
+import type { WebSocket } from 'ws'
+import type { Backpressure, WatchedConnection } from './backpressure.js'
+
+/** What the fast path needs of a connection: its ws socket and the slow-consumer policy it answers to. */
+export interface FrameTarget extends WatchedConnection {
+  readonly socket: WebSocket
+  readonly backpressure: Backpressure
+}
 
 interface SenderState {
   /** 0 when ws writes at once; compressing or reading a Blob otherwise. */
@@ -66,25 +73,25 @@ export class Frame {
 
 // The connections whose sockets this file corked since the last flush: one
 // array and one queued flush for all of them, never a closure per socket.
-const corked: RealtimeConnection[] = []
+const corked: FrameTarget[] = []
 let flushScheduled = false
 
 /**
  * Writes the frame to the connection's socket, directly when ws would write it
  * at once anyway, else through ws. The caller has checked that the socket is open.
  */
-export function writeFrame (conn: RealtimeConnection, frame: Frame): void {
+export function writeFrame (conn: FrameTarget, frame: Frame): void {
   const ws = conn.socket as unknown as WsState
   const sender = ws._sender
   if (sender._state !== 0 || sender._queue.length !== 0 || !sender._firstFragment ||
     ws._extensions['permessage-deflate'] !== undefined) {
     // ws queues it behind what it holds, or compresses it: the order is kept by ws.
     conn.socket.send(frame.data, TEXT)
-    conn.hub.backpressure.check(conn)
+    conn.backpressure.check(conn)
     return
   }
   const socket = ws._socket
-  const backpressure = conn.hub.backpressure
+  const backpressure = conn.backpressure
   if (conn.slowSince !== 0) {
     // Behind already: its bytes wait in the stream's buffer whatever we do, so
     // corking saves nothing; it is judged on every frame, as through ws.
@@ -118,7 +125,7 @@ function flush (): void {
   for (let i = 0; i < corked.length; i++) {
     const conn = corked[i]
     ;(conn.socket as unknown as WsState)._socket.uncork()
-    conn.hub.backpressure.check(conn)
+    conn.backpressure.check(conn)
   }
   corked.length = 0
 }

@@ -5,12 +5,11 @@
 // tokens out of the URL and out of the selected subprotocol for the whole server.
 import type { FastifyInstance, RouteShorthandOptions } from 'fastify'
 import { FRT_ERR_AUTH_NO_JWT } from './errors.js'
-import { normalizeRouteAuth, type Auth, type RouteAuthConfig } from './auth.js'
+import type { Auth, RouteAuthConfig } from './auth.js'
 import { ConnectionCaps } from './caps.js'
 import { originGuard, type OriginHook } from './origin.js'
 import { protocolSelector, queryTokenStripper } from './token.js'
 import type { ResolvedOptions } from './options.js'
-import type { RouteAuth } from '../types/auth.js'
 
 type Hooks = RouteShorthandOptions['onRequest']
 
@@ -49,10 +48,9 @@ export class Handshake {
     }
   }
 
-  /** The route's options with the guards around the app's hooks, and its normalized auth. */
-  guard<T extends RouteShorthandOptions> (fastify: FastifyInstance, path: string, auth: RouteAuth | undefined,
-    routeOptions: T): { routeOptions: T, authConfig: RouteAuthConfig | null } {
-    const authConfig = normalizeRouteAuth(path, auth)
+  /** The route's Fastify options with the guards around the app's hooks. */
+  guard<T extends RouteShorthandOptions> (fastify: FastifyInstance, path: string, authConfig: RouteAuthConfig | null,
+    routeOptions: T): T {
     if (authConfig !== null && !fastify.hasRequestDecorator('jwtVerify')) throw new FRT_ERR_AUTH_NO_JWT(path)
     const before: unknown[] = []
     if (this.origin !== null) before.push(this.origin)
@@ -63,7 +61,7 @@ export class Handshake {
     if (this.caps !== null && this.#options.connections.perUser > 0) {
       guarded.preHandler = [...list(routeOptions.preHandler), this.caps.acquireUser] as Hooks
     }
-    return { routeOptions: guarded, authConfig }
+    return guarded
   }
 }
 

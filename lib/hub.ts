@@ -2,24 +2,27 @@
 // bounded shutdown: close every socket with 1001, wait for the handshakes up to
 // a grace period, terminate whatever is left.
 import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket } from 'ws'
 import { CloseCode } from './protocol.js'
 import { Rooms } from './rooms.js'
-import { Backpressure } from './backpressure.js'
+import { Backpressure, type WatchedConnection } from './backpressure.js'
 import type { RealtimeStats } from '../types/fastify.js'
-import type { RealtimeConnection } from './connection.js'
 import type { RateLimitStore } from '../types/store.js'
 import type { ResolvedOptions } from './options.js'
-import type { Recorder } from './recorder.js'
 
 // An adapter without counters of its own (the in-memory one) never fails.
 const NO_ADAPTER_STATS = Object.freeze({ adapterErrors: 0, adapterDropped: 0, adapterInvalid: 0 })
 
+/** What the registry, the shutdown and the heartbeat need of a live connection. */
+export interface LiveConnection extends WatchedConnection {
+  readonly socket: WebSocket
+  readonly log: FastifyBaseLogger
+}
+
 export class Hub {
-  readonly connections = new Set<RealtimeConnection>()
-  /** The rate-limit store for shared limits; null when rate limits are off. Set by index.ts. */
-  rateLimitStore: RateLimitStore | null = null
-  /** obs: metrics / admin page recorder (lib/recorder.ts); null when both are off. Set by index.ts. */
-  recorder: Recorder | null = null
+  readonly connections = new Set<LiveConnection>()
+  /** The rate-limit store for shared limits and `consume`; null when rate limits are off. */
+  readonly rateLimitStore: RateLimitStore | null
   readonly counters = {
     rateLimited: 0,
     rateLimitErrors: 0,
@@ -38,16 +41,17 @@ export class Hub {
   readonly backpressure: Backpressure
   #drained: (() => void) | null = null
 
-  constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger, rateLimitStore: RateLimitStore | null) {
+    this.rateLimitStore = rateLimitStore
     this.backpressure = new Backpressure(options.slowConsumer, this.counters)
-    this.rooms = new Rooms(this, options, log)
+    this.rooms = new Rooms(options, log, this.backpressure, this.counters)
   }
 
-  add (conn: RealtimeConnection): void {
+  add (conn: LiveConnection): void {
     this.connections.add(conn)
   }
 
-  delete (conn: RealtimeConnection): void {
+  delete (conn: LiveConnection): void {
     if (this.connections.delete(conn) && this.connections.size === 0 && this.#drained !== null) {
       this.#drained()
     }
@@ -57,7 +61,7 @@ export class Hub {
     return {
       connections: this.connections.size,
       ...this.counters,
-      rooms: this.rooms.rooms.size,
+      rooms: this.rooms.size,
       members: this.rooms.members,
       ...this.rooms.adapter.stats?.() ?? NO_ADAPTER_STATS
     }

@@ -16,7 +16,7 @@ export interface InspectableConnection {
   readonly serial: number
   readonly openedAt: number
   readonly user: UserType | undefined
-  readonly route: { readonly path: string }
+  readonly path: string
   readonly rooms: ReadonlySet<string>
   readonly socket: { readonly bufferedAmount: number }
 }
@@ -47,7 +47,7 @@ export function createInspect (hub: InspectableHub, userId: (user: UserType) => 
         items.push({
           id: conn.id,
           user: userKey(userId, conn.user) ?? null,
-          route: conn.route.path,
+          route: conn.path,
           rooms: [...conn.rooms],
           bufferedBytes: conn.socket.bufferedAmount,
           age: now - conn.openedAt

@@ -4,13 +4,18 @@
 // that the Redis store can make them cluster-wide.
 import { FRT_ERR_RATE_LIMITED, FRT_ERR_ROUTE_INVALID } from './errors.js'
 import { TokenBucket } from './bucket.js'
-import { CloseCode, ErrorCode, type InboundMessage } from './protocol.js'
+import type { Verdict } from './verdict.js'
 import type { RateLimitResult, RateLimitStore } from '../types/store.js'
 import type { LimitSpec, KeyedLimitSpec, MessageLimitOptions, RouteLimitOptions } from '../types/limits.js'
-import type { RealtimeConnection } from './connection.js'
+import type { Connection } from '../types/route.js'
 import { userKey, type ResolvedOptions } from './options.js'
-import type { FastifyBaseLogger } from 'fastify'
 import type { UserType } from '@fastify/jwt'
+
+/** What limits need of a connection: what a key function sees, and where its buckets are kept. */
+export interface LimitedConnection extends Connection {
+  /** Made on the first message by checkMessage; null before. */
+  limits: ConnectionLimits | null
+}
 
 /** The per-connection rate-limit state; created lazily, dropped with the connection. */
 export class ConnectionLimits {
@@ -39,7 +44,7 @@ const now = (): number => performance.now()
  * message type has one, its own bucket. Returns 0 when allowed, else retryAfter ms.
  */
 export function checkMessage (
-  conn: RealtimeConnection, limits: ResolvedLimits, type: string, typeLimit: LimitSpec | undefined, cost: number
+  conn: LimitedConnection, limits: ResolvedLimits, type: string, typeLimit: LimitSpec | undefined, cost: number
 ): number {
   const t = now()
   let state = conn.limits
@@ -54,7 +59,8 @@ export function checkMessage (
       bucket = new TokenBucket(typeLimit.burst, t)
       state.types.set(type, bucket)
     }
-    // Peek the connection bucket first so that a refusal by one consumes from neither.
+    // Take from the connection bucket first, and give its tokens back when the type's own bucket
+    // refuses, so that a refusal by either consumes from neither.
     const shared = state.messages.take(t, limits.rate, limits.burst, cost)
     if (shared !== 0) return shared
     const own = bucket.take(t, typeLimit.rate, typeLimit.burst, 1)
@@ -64,8 +70,8 @@ export function checkMessage (
   return state.messages.take(t, limits.rate, limits.burst, cost)
 }
 
-/** Spends one unit of the over-limit budget; true when it is exhausted and the connection must close. */
-export function spendBudget (conn: RealtimeConnection, limits: ResolvedLimits): boolean {
+/** Spends one unit of the over-limit budget (only lib/pipeline.ts calls it); true when it is exhausted and the connection must close. */
+export function spendBudget (conn: LimitedConnection, limits: ResolvedLimits): boolean {
   return (conn.limits as ConnectionLimits).budget.take(now(), 1, limits.budget, 1) !== 0
 }
 
@@ -75,7 +81,7 @@ export function rateLimited (retryAfter: number): Error {
 }
 
 /** The key of a connection for a keyed limit: its user id, its IP, or the app's function of it. */
-export function limitKey (conn: RealtimeConnection, key: KeyedLimitSpec['key'], userId: (user: UserType) => unknown): string | undefined {
+export function limitKey (conn: LimitedConnection, key: KeyedLimitSpec['key'], userId: (user: UserType) => unknown): string | undefined {
   if (typeof key === 'function') return key(conn)
   const id = key === 'user' ? userKey(userId, conn.user) : undefined
   return id === undefined ? `ip:${conn.request.ip}` : `user:${id}`
@@ -107,23 +113,23 @@ export class RouteLimiter {
   readonly namespace: string
   readonly userId: (user: UserType) => unknown
 
-  constructor (path: string, options: ResolvedOptions, route: RouteLimitOptions | undefined,
+  constructor (path: string, options: ResolvedOptions, routeLimit: RouteLimitOptions | undefined,
     messages: Record<string, { rateLimit?: MessageLimitOptions }>, store: RateLimitStore) {
     const base = options.rateLimit as Exclude<ResolvedOptions['rateLimit'], false>
-    if (route !== undefined) checkSpec(path, 'rateLimit', route, true)
+    if (routeLimit !== undefined) checkSpec(path, 'rateLimit', routeLimit, true)
     this.limits = {
-      rate: route?.rate ?? base.rate,
-      burst: route?.burst ?? base.burst,
+      rate: routeLimit?.rate ?? base.rate,
+      burst: routeLimit?.burst ?? base.burst,
       budget: base.budget
     }
-    if (route?.shared !== undefined) {
-      checkSpec(path, 'rateLimit.shared', route.shared, false)
-      const key = route.shared.key
+    if (routeLimit?.shared !== undefined) {
+      checkSpec(path, 'rateLimit.shared', routeLimit.shared, false)
+      const key = routeLimit.shared.key
       if (key !== 'user' && key !== 'ip' && typeof key !== 'function') {
         throw new FRT_ERR_ROUTE_INVALID(path, 'rateLimit.shared.key must be "user", "ip" or a function')
       }
     }
-    this.shared = route?.shared ?? null
+    this.shared = routeLimit?.shared ?? null
     for (const [type, message] of Object.entries(messages)) {
       const limit = message.rateLimit
       if (limit === undefined) continue
@@ -141,53 +147,24 @@ export class RouteLimiter {
     this.userId = options.auth.userId
   }
 
-  /** Checks a parsed message; when refused, replies and returns true (and closes past the budget). */
-  refuse (conn: RealtimeConnection, msg: InboundMessage): boolean {
-    const type = this.types.get(msg.type)
-    const retryAfter = checkMessage(conn, this.limits, msg.type, type?.spec, type?.cost ?? 1)
-    if (retryAfter === 0) return false
-    this.refused(conn, retryAfter, msg.id)
-    return true
-  }
-
-  refused (conn: RealtimeConnection, retryAfter: number, id: string | number | undefined): void {
-    conn.hub.counters.rateLimited++
-    conn.error({ code: ErrorCode.RateLimited, message: 'Too many messages', retryAfter }, id)
-    if (spendBudget(conn, this.limits)) conn.close(CloseCode.TooManyRequests, 'Rate limit exceeded')
+  /** The connection-wide and per-type buckets: 0 when the message may pass, else retryAfter in ms. */
+  check (conn: LimitedConnection, type: string): number {
+    const own = this.types.get(type)
+    return checkMessage(conn, this.limits, type, own?.spec, own?.cost ?? 1)
   }
 
   /**
-   * Takes from the shared bucket, then calls `proceed` (at once when the store
-   * answers synchronously). When the store fails, the message is let through and
-   * the failure logged: an outage of the store must not silence every client.
+   * Takes from the shared bucket in the store: null when the connection has no key (let through),
+   * else the store's answer, now or later. A store that threw answers with a rejected promise.
    */
-  takeShared (conn: RealtimeConnection, msg: InboundMessage, log: FastifyBaseLogger,
-    proceed: () => void, done: () => void): void {
+  takeShared (conn: LimitedConnection, type: string): Verdict<RateLimitResult> | null {
     const shared = this.shared as KeyedLimitSpec
     const key = limitKey(conn, shared.key, this.userId)
-    if (key === undefined) {
-      proceed()
-      return
-    }
-    const onResult = (result: RateLimitResult): void => {
-      if (result.allowed) proceed()
-      else this.refused(conn, result.retryAfter, msg.id)
-    }
-    let result: RateLimitResult | Promise<RateLimitResult>
+    if (key === undefined) return null
     try {
-      result = this.store.take(`${this.namespace}:${key}`, shared.rate, shared.burst, this.types.get(msg.type)?.cost ?? 1)
+      return this.store.take(`${this.namespace}:${key}`, shared.rate, shared.burst, this.types.get(type)?.cost ?? 1)
     } catch (err) {
-      result = Promise.reject(err)
+      return Promise.reject(err)
     }
-    if (!(result instanceof Promise)) {
-      onResult(result)
-      return
-    }
-    conn.pending ??= []
-    result.then(onResult, (err: unknown) => {
-      conn.hub.counters.rateLimitErrors++
-      log.warn({ err }, 'rate-limit store failed; message let through')
-      proceed()
-    }).finally(done)
   }
 }

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
 import { asyncapi, type DeclaredRoute } from './asyncapi.js'
 import { createMetrics, resolveMetricsOptions } from './metrics.js'
-import { createInspect } from './inspect.js'
+import { createInspect, type InspectableHub } from './inspect.js'
 import { Admin, resolveAdminOptions } from './admin.js'
 import { combine, type Recorder } from './recorder.js'
 import type { Hub } from './hub.js'
@@ -20,18 +20,23 @@ export interface ObservabilityOptions {
 export class Observability {
   readonly routes: DeclaredRoute[] = []
   readonly inspect: RealtimeInspect
+  /** What every pipeline calls (metrics and the admin page together); null when both are off. */
+  readonly recorder: Recorder | null
   readonly #options: ResolvedOptions
   readonly #asyncapi: AsyncApiOptions
   readonly #admin: Admin | null
 
-  private constructor (hub: Hub, options: ResolvedOptions, asyncapiOptions: AsyncApiOptions, admin: Admin | null) {
+  private constructor (hub: Hub, options: ResolvedOptions, asyncapiOptions: AsyncApiOptions, admin: Admin | null,
+    recorder: Recorder | null) {
     this.#options = options
     this.#asyncapi = asyncapiOptions
     this.#admin = admin
-    this.inspect = createInspect(hub, options.auth.userId)
+    this.recorder = recorder
+    // Every connection in the hub is a RealtimeConnection (lib/pipeline.ts adds them); the hub only types what it uses.
+    this.inspect = createInspect(hub as unknown as InspectableHub, options.auth.userId)
   }
 
-  /** Checks the options, registers the metrics, and sets `hub.recorder`. */
+  /** Checks the options and registers the metrics on the app's registry. */
   static async create (hub: Hub, options: ResolvedOptions, raw: ObservabilityOptions): Promise<Observability> {
     const metrics = resolveMetricsOptions(raw.metrics)
     const adminOptions = resolveAdminOptions(raw.admin)
@@ -40,9 +45,7 @@ export class Observability {
     if (metrics !== null) recorders.push(createMetrics(metrics, () => hub.stats()))
     const admin = adminOptions === null ? null : new Admin(adminOptions, hub)
     if (admin !== null) recorders.push(admin.recorder)
-    hub.recorder = combine(recorders)
-    const self = new Observability(hub, options, asyncapiOptions, admin)
-    return self
+    return new Observability(hub, options, asyncapiOptions, admin, combine(recorders))
   }
 
   /** A route was declared with app.realtime (the admin page's own live route is left out of the document). */

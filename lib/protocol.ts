@@ -1,67 +1,11 @@
-// The wire protocol, in one place. PROTOCOL.md is its prose; keep the two in step
-// and bump PROTOCOL_VERSION on any change a client could notice.
+// The wire protocol's server side: parsing and serializing frames. The constants
+// are in lib/wire.ts; PROTOCOL.md is the prose of both.
 import sjson from 'secure-json-parse'
-import { validTraceparent } from './tracing.js'
+import { ErrorCode, MessageType } from './wire.js'
+import { validTraceparent } from './traceparent.js'
 
-export const PROTOCOL_VERSION = '1.0'
-
-/** Message types the protocol itself uses; a route may not declare them. */
-export const MessageType = {
-  Ack: 'ack',
-  Error: 'error',
-  Ping: 'ping',
-  Pong: 'pong',
-  /**
-   * Client sends its token (`{"type":"auth","data":{"token":"..."}}`): the first frame on a
-   * first-message auth route, or later on any auth route to refresh an expiring token. Acked with `{ exp }`.
-   */
-  Auth: 'auth',
-  /** Client asks to join a room (routes with `joinable`): `{"type":"room:join","data":{"room":"lobby"}}`. */
-  RoomJoin: 'room:join',
-  /** Client asks to leave a room (routes with `joinable`). */
-  RoomLeave: 'room:leave',
-  /** Room event: a member joined (routes with `presence`). */
-  PresenceJoin: 'presence:join',
-  /** Room event: a member left (routes with `presence`). */
-  PresenceLeave: 'presence:leave'
-} as const
-
-/** Close codes: 1xxx from RFC 6455, 44xx/45xx mirror HTTP statuses. */
-export const CloseCode = {
-  Normal: 1000,
-  GoingAway: 1001,
-  UnsupportedData: 1003,
-  MessageTooBig: 1009,
-  InternalError: 1011,
-  BadRequest: 4400,
-  Unauthorized: 4401,
-  Forbidden: 4403,
-  Timeout: 4408,
-  TooManyRequests: 4429,
-  ServerError: 4500,
-  // No HTTP status means "you read too slowly", so this one stays outside 44xx;
-  // 4008 echoes RFC 6455's 1008 (policy violation).
-  SlowConsumer: 4008
-} as const
-
-/** Error codes carried in `{"type":"error","error":{"code":...}}` replies. */
-export const ErrorCode = {
-  /** Over a rate limit; `retryAfter` says when to try again, in ms. */
-  RateLimited: 'rate_limited',
-  BadJson: 'bad_json',
-  BadMessage: 'bad_message',
-  UnknownType: 'unknown_type',
-  InvalidData: 'invalid_data',
-  Internal: 'internal',
-  /** A room join the route's `joinable` hook refused, or a message its `authorize` check refused. */
-  Forbidden: 'forbidden',
-  /** A token refresh (`auth` frame) whose token was missing, invalid, expired or for another user. */
-  Unauthorized: 'unauthorized',
-  /** A room name that is not 1-128 characters of `A-Z a-z 0-9 _ - . : @ /`. */
-  InvalidRoom: 'invalid_room',
-  /** A join past the per-connection room cap. */
-  RoomLimit: 'room_limit'
-} as const
+// The constants live in lib/wire.ts (no imports, shared with the client).
+export { Backoff, CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION, ProtocolPrefix, RetryPolicy, type RetryAction } from './wire.js'
 
 // RFC 6455 limits a close reason to 123 bytes of UTF-8.
 const MAX_REASON_BYTES = 123
@@ -75,7 +19,7 @@ export interface InboundMessage {
   type: string
   data: unknown
   id: string | number | undefined
-  /** A valid W3C trace context from the envelope (lib/tracing.ts); an invalid one is ignored. */
+  /** A valid W3C trace context from the envelope (lib/traceparent.ts); an invalid one is ignored. */
   traceparent?: string | undefined
 }
 
@@ -87,7 +31,7 @@ export interface WireError {
   retryAfter?: number
 }
 
-/** Thrown by `parse` for a frame that is not a protocol message; never escapes the route. */
+/** Returned (never thrown) by `parse` for a frame that is not a protocol message. */
 export class ProtocolError {
   readonly code: string
   readonly message: string
@@ -133,7 +77,6 @@ export function parse (text: string): InboundMessage | ProtocolError {
   if (typeof msg.type !== 'string' || msg.type.length === 0) {
     return new ProtocolError(ErrorCode.BadMessage, 'Message type must be a non-empty string', id)
   }
-  // obs: the W3C trace context, when present and valid (lib/tracing.ts).
   return { type: msg.type, data: msg.data, id, traceparent: validTraceparent(msg.traceparent) }
 }
 

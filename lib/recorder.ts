@@ -1,7 +1,7 @@
 // The small interface the message path calls at a handful of points, for metrics (lib/metrics.ts) and the
 // admin page (lib/admin.ts). With neither on, `hub.recorder` is null and each point costs one null check.
 // Labels are bounded here, once: a route's declared types and the reserved ones, else one `_unknown` bucket.
-import { CloseCode, ErrorCode, MessageType } from './protocol.js'
+import { CloseCode, ErrorCode, MessageType } from './wire.js'
 
 /** What a recorder needs of a route: its path and its declared types. */
 export interface RecordedRoute {

@@ -4,13 +4,13 @@
 // instances. Empty rooms are freed at once.
 import type { FastifyBaseLogger } from 'fastify'
 import { FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
-import { ErrorCode, MessageType, roomEventParts, serializeRoomEvent, type InboundMessage } from './protocol.js'
+import type { UserType } from '@fastify/jwt'
+import { MessageType, roomEventParts, serializeRoomEvent } from './protocol.js'
 import { MemoryAdapter } from './adapters/memory.js'
 import { Frame } from './frames.js'
 import { Sequencer } from './sequencer.js'
-import type { RealtimeConnection } from './connection.js'
-import type { CompiledRoute } from './route.js'
-import type { Hub } from './hub.js'
+import type { Backpressure, WatchedConnection } from './backpressure.js'
+import { isThenable } from './verdict.js'
 import { userKey, type ResolvedOptions } from './options.js'
 import type { FanoutAdapter, FanoutReceive } from '../types/adapter.js'
 import type { Presence, PresenceMember, RoomEmitter } from '../types/rooms.js'
@@ -18,7 +18,7 @@ import type { RouteDefinition, SchemaMap } from '../types/route.js'
 
 // Safe in logs, URLs and Redis channel names; no spaces, quotes or control characters.
 const ROOM_NAME = /^[\w\-.:@/]{1,128}$/
-const INVALID_ROOM = 'Room names are 1-128 characters of A-Z a-z 0-9 _ - . : @ /'
+export const INVALID_ROOM = 'Room names are 1-128 characters of A-Z a-z 0-9 _ - . : @ /'
 
 export function isRoomName (name: unknown): name is string {
   return typeof name === 'string' && ROOM_NAME.test(name)
@@ -35,6 +35,26 @@ export function checkRouteRooms (path: string, definition: RouteDefinition<Schem
   }
 }
 
+/** What rooms need of a connection. */
+export interface RoomMember extends WatchedConnection {
+  readonly id: string
+  readonly user: UserType | undefined
+  /** The rooms joined; written only here. */
+  readonly joined: Set<string>
+  /** `joined`, without making a set for a connection that never joined one. */
+  readonly rooms: ReadonlySet<string>
+  /** Whether this connection's joins and leaves are announced (its route's `presence`). */
+  readonly announcesPresence: boolean
+  sendFrame (frame: Frame): void
+}
+
+/** Checks an emit against a route's declared `emits` (lib/route.ts); throws when refused. */
+export interface EmitChecker {
+  checkEmit (type: string, data: unknown): void
+}
+
+interface RoomCounters { volatileDrops: number }
+
 function checkName (name: unknown): asserts name is string {
   if (!isRoomName(name)) {
     // The name may be hostile: show a bounded excerpt only.
@@ -44,7 +64,7 @@ function checkName (name: unknown): asserts name is string {
 
 class Room {
   readonly name: string
-  readonly members = new Set<RealtimeConnection>()
+  readonly members = new Set<RoomMember>()
   /** The seq of the last message sent to this room from here. */
   seq = 0
   constructor (name: string) {
@@ -53,9 +73,11 @@ class Room {
 }
 
 export class Rooms {
-  readonly rooms = new Map<string, Room>()
+  /** The rooms with members on this instance, by name. */
+  readonly byName = new Map<string, Room>()
   readonly adapter: FanoutAdapter
-  readonly hub: Hub
+  readonly backpressure: Backpressure
+  readonly counters: RoomCounters
   readonly log: FastifyBaseLogger
   readonly maxPerConnection: number
   readonly userId: ResolvedOptions['auth']['userId']
@@ -64,10 +86,11 @@ export class Rooms {
   // One function for every subscription, so the adapter never holds a closure per room.
   readonly #receive: FanoutReceive
   /** Set when the adapter numbers room messages cluster-wide (`sequence`); else seq is this instance's. */
-  readonly #sequencer: Sequencer | null
+  readonly #sequencer: Sequencer<RoomMember> | null
 
-  constructor (hub: Hub, options: ResolvedOptions, log: FastifyBaseLogger) {
-    this.hub = hub
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger, backpressure: Backpressure, counters: RoomCounters) {
+    this.backpressure = backpressure
+    this.counters = counters
     this.log = log
     this.maxPerConnection = options.maxRoomsPerConnection
     this.userId = options.auth.userId
@@ -76,7 +99,7 @@ export class Rooms {
       ? new Sequencer(this.adapter, (room, frame, except, volatile) => this.#deliver(room as Room, frame, except, volatile))
       : null
     this.#receive = (name, frame, volatile, seq) => {
-      const room = this.rooms.get(name)
+      const room = this.byName.get(name)
       if (room === undefined) return
       if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile)
       else this.#sequencer.receive(room, frame, volatile, seq)
@@ -84,17 +107,17 @@ export class Rooms {
   }
 
   /** Resolves once the fan-out adapter listens to the room; the local membership is immediate. */
-  async join (conn: RealtimeConnection, name: string): Promise<void> {
+  async join (conn: RoomMember, name: string): Promise<void> {
     checkName(name)
     if (conn.closed || conn.joined.has(name)) return
     if (conn.joined.size >= this.maxPerConnection) throw new FRT_ERR_ROOM_LIMIT(this.maxPerConnection)
-    let room = this.rooms.get(name)
+    let room = this.byName.get(name)
     const created = room === undefined
     if (room === undefined) {
       room = new Room(name)
-      this.rooms.set(name, room)
+      this.byName.set(name, room)
     }
-    if (conn.route.definition.presence === true) {
+    if (conn.announcesPresence) {
       // `except`: with a cluster-wide seq the event is delivered after the join below.
       this.emit(name, MessageType.PresenceJoin, this.presenceOf(conn), [conn], false)
     }
@@ -106,35 +129,36 @@ export class Rooms {
   }
 
   /** Returns whether the connection was a member. */
-  leave (conn: RealtimeConnection, name: string): boolean {
+  leave (conn: RoomMember, name: string): boolean {
     if (!conn.joined.delete(name)) return false
-    const room = this.rooms.get(name) as Room
+    const room = this.byName.get(name) as Room
     room.members.delete(conn)
     this.members--
     this.adapter.removeMember?.(name, this.presenceOf(conn))
     // Sent even when no local member is left: other instances may still have some.
-    if (conn.route.definition.presence === true) {
+    if (conn.announcesPresence) {
       this.emit(name, MessageType.PresenceLeave, this.presenceOf(conn), null, false)
     }
     if (room.members.size === 0) {
-      this.rooms.delete(name)
+      this.byName.delete(name)
       this.#settle(this.adapter.unsubscribe(name), name)
     }
     return true
   }
 
-  leaveAll (conn: RealtimeConnection): void {
+  leaveAll (conn: RoomMember): void {
     // `rooms`, not `joined`: no set is made for a connection that never joined one.
     for (const name of conn.rooms) this.leave(conn, name)
   }
 
-  to (name: string, route: CompiledRoute | null): RoomTarget {
+  /** `emits` checks a connection's emits against its route; null for the app-level target. */
+  to (name: string, emits: EmitChecker | null): RoomTarget {
     checkName(name)
-    return new RoomTarget(this, name, route, null, false)
+    return new RoomTarget(this, name, emits, null, false)
   }
 
-  emit (name: string, type: string, data: unknown, except: readonly RealtimeConnection[] | null, volatile: boolean): void {
-    const room = this.rooms.get(name)
+  emit (name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean): void {
+    const room = this.byName.get(name)
     if (this.#sequencer !== null) {
       const [head, tail] = roomEventParts(type, name, data)
       this.#sequencer.emit(room, name, head, tail, except, volatile)
@@ -158,40 +182,19 @@ export class Rooms {
   presence (name: string): Presence {
     checkName(name)
     const members: PresenceMember[] = []
-    const room = this.rooms.get(name)
+    const room = this.byName.get(name)
     if (room !== undefined) for (const conn of room.members) members.push(this.presenceOf(conn))
     return { count: members.length, members }
   }
 
-  /** A client's `room:join` or `room:leave`, on a route with `joinable`. Replies; never throws. */
-  fromClient (conn: RealtimeConnection, msg: InboundMessage): void {
-    const name = (msg.data as { room?: unknown } | null | undefined)?.room
-    if (!isRoomName(name)) {
-      conn.route.protocolError(conn, { code: ErrorCode.InvalidRoom, message: INVALID_ROOM }, msg.id)
-      return
-    }
-    if (msg.type === MessageType.RoomLeave) {
-      this.leave(conn, name)
-      if (msg.id !== undefined) conn.ack(msg.id, null)
-      return
-    }
-    const joinable = conn.route.definition.joinable
-    if (joinable === true) {
-      this.#clientJoin(conn, name, msg, true)
-      return
-    }
-    let allowed: boolean | PromiseLike<boolean>
-    try {
-      allowed = (joinable as (c: RealtimeConnection, room: string) => boolean | PromiseLike<boolean>)(conn, name)
-    } catch (err) {
-      conn.route.handlerError(conn, err, msg)
-      return
-    }
-    if (isThenable(allowed)) {
-      allowed.then((ok) => this.#clientJoin(conn, name, msg, ok), (err: unknown) => conn.route.handlerError(conn, err, msg))
-    } else {
-      this.#clientJoin(conn, name, msg, allowed)
-    }
+  /** The number of rooms with members on this instance. */
+  get size (): number {
+    return this.byName.size
+  }
+
+  /** Whether joining `name` would take the connection past the per-connection cap. */
+  isFull (conn: RoomMember, name: string): boolean {
+    return !conn.joined.has(name) && conn.joined.size >= this.maxPerConnection
   }
 
   async close (): Promise<void> {
@@ -199,34 +202,18 @@ export class Rooms {
   }
 
   /** The user id is the one auth uses (`auth.userId`), as a string; null when anonymous. */
-  presenceOf (conn: RealtimeConnection): PresenceMember {
+  presenceOf (conn: RoomMember): PresenceMember {
     return { connId: conn.id, userId: userKey(this.userId, conn.user) ?? null }
   }
 
-  #clientJoin (conn: RealtimeConnection, name: string, msg: InboundMessage, allowed: boolean): void {
-    if (allowed !== true) {
-      conn.error({ code: ErrorCode.Forbidden, message: `Not allowed to join "${name}"` }, msg.id)
-      return
-    }
-    // Checked here, after the hook, so that concurrent joins cannot pass the cap together.
-    if (!conn.joined.has(name) && conn.joined.size >= this.maxPerConnection) {
-      conn.error({ code: ErrorCode.RoomLimit, message: `A connection may be in at most ${this.maxPerConnection} rooms` }, msg.id)
-      return
-    }
-    this.join(conn, name).then(
-      () => { if (msg.id !== undefined) conn.ack(msg.id, null) },
-      (err: unknown) => conn.route.handlerError(conn, err, msg)
-    )
-  }
-
-  #deliver (room: Room, frame: Buffer, except: readonly RealtimeConnection[] | null, volatile: boolean): void {
-    const backpressure = this.hub.backpressure
+  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, volatile: boolean): void {
+    const backpressure = this.backpressure
     // Framed once: every member's socket is written the same bytes (lib/frames.ts).
     const framed = new Frame(frame)
     for (const conn of room.members) {
       if (except !== null && except.includes(conn)) continue
       if (volatile && backpressure.isSlow(conn)) {
-        this.hub.counters.volatileDrops++
+        this.counters.volatileDrops++
         continue
       }
       conn.sendFrame(framed)
@@ -244,34 +231,30 @@ export class Rooms {
 export class RoomTarget implements RoomEmitter {
   readonly #rooms: Rooms
   readonly #name: string
-  readonly #route: CompiledRoute | null
-  readonly #except: readonly RealtimeConnection[] | null
+  readonly #emits: EmitChecker | null
+  readonly #except: readonly RoomMember[] | null
   readonly #volatile: boolean
 
-  constructor (rooms: Rooms, name: string, route: CompiledRoute | null, except: readonly RealtimeConnection[] | null, volatile: boolean) {
+  constructor (rooms: Rooms, name: string, emits: EmitChecker | null, except: readonly RoomMember[] | null, volatile: boolean) {
     this.#rooms = rooms
     this.#name = name
-    this.#route = route
+    this.#emits = emits
     this.#except = except
     this.#volatile = volatile
   }
 
   emit (type: string, data: unknown): void {
     // A connection's target checks the route's declared emits; the app-level one cannot know a route.
-    this.#route?.checkEmit(type, data)
+    this.#emits?.checkEmit(type, data)
     this.#rooms.emit(this.#name, type, data, this.#except, this.#volatile)
   }
 
   except (...connections: unknown[]): RoomTarget {
-    const except = [...(this.#except ?? []), ...connections as RealtimeConnection[]]
-    return new RoomTarget(this.#rooms, this.#name, this.#route, except, this.#volatile)
+    const except = [...(this.#except ?? []), ...connections as RoomMember[]]
+    return new RoomTarget(this.#rooms, this.#name, this.#emits, except, this.#volatile)
   }
 
   get volatile (): RoomTarget {
-    return new RoomTarget(this.#rooms, this.#name, this.#route, this.#except, true)
+    return new RoomTarget(this.#rooms, this.#name, this.#emits, this.#except, true)
   }
-}
-
-function isThenable<T> (value: unknown): value is PromiseLike<T> {
-  return typeof (value as PromiseLike<T> | null)?.then === 'function'
 }

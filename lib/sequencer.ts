@@ -6,49 +6,49 @@
 // A message the adapter could not publish comes back as 0 and is numbered
 // locally, one more than the last seq delivered here, so local delivery never
 // waits on the backend for longer than the adapter's timeout.
-import type { RealtimeConnection } from './connection.js'
 import type { FanoutAdapter } from '../types/adapter.js'
 
 /** The part of a room the sequencer uses. */
-export interface SequencedRoom {
-  readonly members: Set<RealtimeConnection>
+export interface SequencedRoom<M> {
+  readonly members: Set<M>
   /** The seq of the last message delivered to the room's local members. */
   seq: number
 }
 
-export type Deliver = (room: SequencedRoom, frame: Buffer, except: readonly RealtimeConnection[] | null, volatile: boolean) => void
+export type Deliver<M> = (room: SequencedRoom<M>, frame: Buffer, except: readonly M[] | null, volatile: boolean) => void
 
 // Waiting for the adapter; then 0 (not published) or the cluster seq.
 const WAITING = -1
 
-interface Entry {
+interface Entry<M> {
   seq: number
   head: string
   tail: string
-  except: readonly RealtimeConnection[] | null
+  except: readonly M[] | null
   volatile: boolean
 }
 
-export class Sequencer {
+/** Generic in the member type, so that it knows nothing of connections. */
+export class Sequencer<M> {
   readonly #adapter: FanoutAdapter
-  readonly #deliver: Deliver
+  readonly #deliver: Deliver<M>
   /** This instance's messages not delivered yet, by room object: a room freed and created again starts afresh. */
-  readonly #queues = new Map<SequencedRoom, Entry[]>()
+  readonly #queues = new Map<SequencedRoom<M>, Array<Entry<M>>>()
 
-  constructor (adapter: FanoutAdapter, deliver: Deliver) {
+  constructor (adapter: FanoutAdapter, deliver: Deliver<M>) {
     this.#adapter = adapter
     this.#deliver = deliver
   }
 
   /** Number, publish and (once numbered) deliver one message; `room` is undefined when no member is here. */
-  emit (room: SequencedRoom | undefined, name: string, head: string, tail: string,
-    except: readonly RealtimeConnection[] | null, volatile: boolean): void {
+  emit (room: SequencedRoom<M> | undefined, name: string, head: string, tail: string,
+    except: readonly M[] | null, volatile: boolean): void {
     const adapter = this.#adapter as Required<Pick<FanoutAdapter, 'sequence'>>
     if (room === undefined) {
       adapter.sequence(name, head, tail, volatile, ignore)
       return
     }
-    const entry: Entry = { seq: WAITING, head, tail, except, volatile }
+    const entry: Entry<M> = { seq: WAITING, head, tail, except, volatile }
     let queue = this.#queues.get(room)
     if (queue === undefined) this.#queues.set(room, queue = [])
     queue.push(entry)
@@ -56,15 +56,15 @@ export class Sequencer {
   }
 
   /** Another instance's message for a room with local members. */
-  receive (room: SequencedRoom, frame: Buffer, volatile: boolean, seq: number): void {
+  receive (room: SequencedRoom<M>, frame: Buffer, volatile: boolean, seq: number): void {
     room.seq = seq
     this.#deliver(room, frame, null, volatile)
   }
 
-  #settle (room: SequencedRoom, entry: Entry, seq: number): void {
+  #settle (room: SequencedRoom<M>, entry: Entry<M>, seq: number): void {
     if (entry.seq !== WAITING) return
     entry.seq = seq > 0 ? seq : 0
-    const queue = this.#queues.get(room) as Entry[]
+    const queue = this.#queues.get(room) as Array<Entry<M>>
     let ready = 0
     while (ready < queue.length && queue[ready].seq !== WAITING) {
       const next = queue[ready++]

@@ -2,9 +2,7 @@
 // not reach: the URL Fastify routes and logs, and the subprotocol ws echoes.
 import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
-
-/** Token sources a route may read at the handshake, in the order they are tried. */
-export type TokenSource = 'header' | 'cookie' | 'protocol'
+import type { TokenSource } from '../types/auth.js'
 
 export interface TokenSourceOptions {
   readonly sources: readonly TokenSource[]

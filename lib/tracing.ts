@@ -1,8 +1,11 @@
 // Per-message tracing on node:diagnostics_channel, as Fastify and undici publish theirs: one TracingChannel,
 // `fastify-realtime:message`, whose events are published only when someone subscribed. With no subscriber
-// and no metrics, route.invoke takes its plain path and this file costs nothing per message.
+// and no metrics, the pipeline's #invoke takes its plain path and this file costs nothing per message.
 import dc from 'node:diagnostics_channel'
+import type { FastifyRequest } from 'fastify'
 import type { Recorder, RecordedRoute } from './recorder.js'
+
+export { validTraceparent } from './traceparent.js'
 
 /** The context object of one handled message, the same object through start, end, asyncStart/End and error. */
 export interface MessageContext {
@@ -14,6 +17,11 @@ export interface MessageContext {
   messageId: string | number | undefined
   /** The envelope's W3C `traceparent`, when it carried a valid one. */
   traceparent: string | undefined
+  /**
+   * The connection's upgrade request: a subscriber links the message's span to the upgrade's trace through
+   * it (its `traceparent` header, or whatever span an HTTP instrumentation kept on it; README, Traces).
+   */
+  request: FastifyRequest
   /** What the handler returned (or resolved), set before `end` (sync) or `asyncStart`. */
   result?: unknown
   /** What the handler threw (or rejected with), set before `error`. */
@@ -30,32 +38,14 @@ export function traced (): boolean {
     asyncEnd.hasSubscribers || error.hasSubscribers
 }
 
-// W3C Trace Context level 1: version 00 is exactly 55 characters; a later version may append fields after
-// a dash. Version ff, an all-zero trace id or parent id, and upper-case hex are invalid.
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/
-const ZERO_TRACE = '0'.repeat(32)
-const ZERO_PARENT = '0'.repeat(16)
-
-/** The value when it is a valid W3C `traceparent`, else undefined (a bad one is ignored, as the spec says). */
-export function validTraceparent (value: unknown): string | undefined {
-  if (typeof value !== 'string' || value.length > 512) return undefined
-  const m = TRACEPARENT.exec(value)
-  if (m === null) return undefined
-  const [, version, traceId, parentId, rest] = m
-  if (version === 'ff' || traceId === ZERO_TRACE || parentId === ZERO_PARENT) return undefined
-  if (version === '00' && rest !== undefined) return undefined
-  return value
-}
-
-/** What invokeObserved needs of the route (calls go down; replies and errors come back through these). */
-export interface ObservedRoute extends RecordedRoute {
-  readonly hub: { readonly recorder: Recorder | null }
-  handlerError (conn: never, err: unknown, msg: never): void
-}
-
-interface ObservedConnection {
+/** What invokeObserved needs of a connection (lib/connection.ts). */
+interface ObservedConnection<M> {
   readonly id: string
+  readonly request: MessageContext['request']
   ack (id: string | number, data: unknown): void
+  handlerStart (msg: M): M | null
+  handlerReturned (previous: M | null, pending: boolean): void
+  handlerSettled (msg: M): void
 }
 
 interface ObservedMessage {
@@ -66,31 +56,35 @@ interface ObservedMessage {
 }
 
 /**
- * The observed twin of route.invoke: runs the handler inside the channel's start stores (so an
+ * The observed twin of the pipeline's #invoke: runs the handler inside the channel's start stores (so an
  * AsyncLocalStorage bound to it, e.g. an OpenTelemetry context, is active in the handler), times it for
- * the recorder, then acks or reports the error as invoke does.
+ * the recorder, then acks, or hands the error to `failed` (the pipeline's error-to-wire mapping).
  */
-export function invokeObserved<C extends ObservedConnection, M extends ObservedMessage> (
-  route: ObservedRoute, conn: C, handler: (conn: C, data: unknown) => unknown, msg: M): void {
-  const recorder = route.hub.recorder
+export function invokeObserved<C extends ObservedConnection<M>, M extends ObservedMessage> (
+  route: RecordedRoute, recorder: Recorder | null, conn: C, handler: (conn: C, data: unknown) => unknown, msg: M,
+  failed: (conn: C, err: unknown, msg: M) => void): void {
   const ctx: MessageContext | null = traced()
-    ? { route: route.path, type: msg.type, connId: conn.id, messageId: msg.id, traceparent: msg.traceparent }
+    ? { route: route.path, type: msg.type, connId: conn.id, messageId: msg.id, traceparent: msg.traceparent, request: conn.request }
     : null
   const began = recorder === null ? 0 : performance.now()
+  const previous = conn.handlerStart(msg)
   let result: unknown
   try {
     result = ctx === null ? handler(conn, msg.data) : start.runStores(ctx, handler, undefined, conn, msg.data)
   } catch (err) {
+    conn.handlerReturned(previous, false)
     if (ctx !== null) {
       ctx.error = err
       error.publish(ctx)
       end.publish(ctx)
     }
     recorder?.handled(route, msg.type, began)
-    route.handlerError(conn as never, err, msg as never)
+    failed(conn, err, msg)
     return
   }
-  if (typeof (result as PromiseLike<unknown> | null)?.then !== 'function') {
+  const pending = typeof (result as PromiseLike<unknown> | null)?.then === 'function'
+  conn.handlerReturned(previous, pending)
+  if (!pending) {
     if (ctx !== null) {
       ctx.result = result
       end.publish(ctx)
@@ -101,6 +95,7 @@ export function invokeObserved<C extends ObservedConnection, M extends ObservedM
   }
   if (ctx !== null) end.publish(ctx)
   ;(result as PromiseLike<unknown>).then((value) => {
+    conn.handlerSettled(msg)
     recorder?.handled(route, msg.type, began)
     if (ctx !== null) {
       ctx.result = value
@@ -109,6 +104,7 @@ export function invokeObserved<C extends ObservedConnection, M extends ObservedM
     }
     if (msg.id !== undefined) conn.ack(msg.id, value)
   }, (err: unknown) => {
+    conn.handlerSettled(msg)
     recorder?.handled(route, msg.type, began)
     if (ctx !== null) {
       ctx.error = err
@@ -116,6 +112,6 @@ export function invokeObserved<C extends ObservedConnection, M extends ObservedM
       asyncStart.publish(ctx)
       asyncEnd.publish(ctx)
     }
-    route.handlerError(conn as never, err, msg as never)
+    failed(conn, err, msg)
   })
 }

@@ -29,7 +29,8 @@ writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
     rootDir: '..',
     paths: {
       'fastify-realtime': ['../index.ts'],
-      'fastify-realtime/testing': ['../lib/testing.ts']
+      'fastify-realtime/testing': ['../lib/testing.ts'],
+      'fastify-realtime/client': ['../lib/client/index.ts']
     },
     // Snippets show one thing each; unused names there are not mistakes.
     noUnusedLocals: false

@@ -3,8 +3,8 @@ import Type from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { SECRET, buildApp, within } from './helpers/auth.js'
-import { until } from './helpers/until.js'
+import { SECRET, buildApp } from './helpers/auth.js'
+import { until, within } from './helpers/wait.js'
 
 const opened: string[] = []
 const echo = { schema: Type.String(), handler: (_conn: unknown, data: unknown) => data }

@@ -1,9 +1,11 @@
 import t from 'tap'
+import { Clock } from '@tapjs/clock'
 import Type from 'typebox'
 import type { RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { Deadlines } from '../lib/deadlines.js'
-import { buildApp, within } from './helpers/auth.js'
+import { buildApp } from './helpers/auth.js'
+import { within } from './helpers/wait.js'
 
 const route = {
   auth: 'handshake',
@@ -125,6 +127,9 @@ t.test('many refreshes: superseded deadlines are pruned, and the latest token de
 
 t.test('Deadlines: one timer, in order, superseded entries pruned', async (t) => {
   const fired: string[] = []
+  // Time is the subject here: the fake clock, not sleeps.
+  const clock = new Clock()
+  t.teardown(clock.enter())
   const deadlines = new Deadlines<string>((item, generation) => { fired.push(`${item}:${generation}`) })
   t.teardown(() => deadlines.clear())
   const now = Date.now()
@@ -133,7 +138,9 @@ t.test('Deadlines: one timer, in order, superseded entries pruned', async (t) =>
   deadlines.add(now + 20, 'b', 1)
   deadlines.add(now + 30, 'd', 0)
   deadlines.add(now + 2 ** 33, 'far', 0)
-  await within(new Promise((resolve) => setTimeout(resolve, 80)))
+  clock.advance(39)
+  t.same(fired, ['a:0', 'b:1', 'd:0'], 'in order of time, not of insertion')
+  clock.advance(1)
   t.same(fired, ['a:0', 'b:1', 'd:0', 'c:0'])
   t.equal(deadlines.size, 1, 'the far one waits (its delay is clamped, not fired at once)')
 
@@ -142,7 +149,7 @@ t.test('Deadlines: one timer, in order, superseded entries pruned', async (t) =>
   deadlines.prune((item) => item !== 'x')
   t.equal(deadlines.size, 2)
   deadlines.prune((item) => item !== 'far')
-  await within(new Promise((resolve) => setTimeout(resolve, 50)))
+  clock.advance(50)
   t.same(fired.slice(4), ['y:0'], 'pruned entries never fire; the timer followed the new head')
   deadlines.prune(() => false)
   t.equal(deadlines.size, 0)

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import Type from 'typebox'
 import type { RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { buildApp, expiredToken, foreignToken, unsignedToken, within } from './helpers/auth.js'
+import { buildApp, expiredToken, foreignToken, unsignedToken } from './helpers/auth.js'
+import { within } from './helpers/wait.js'
 
 const opened: unknown[] = []
 const route = {

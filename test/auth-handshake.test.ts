@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import Type from 'typebox'
+import { registeredApp } from './helpers/app.js'
 import realtime, { type RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { statusOf } from './helpers/upgrade.js'
@@ -161,9 +162,7 @@ t.test('the query string is read only on routes that opt in, and never logged', 
 })
 
 t.test('auth routes need @fastify/jwt, and a valid auth setting', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   t.throws(() => app.realtime('/ws', whoami), { code: 'FRT_ERR_AUTH_NO_JWT' })
   const withJwt = await buildApp(t)
   for (const auth of ['cookie', { mode: 'nope' }, { query: 'yes' }, { mode: 'message', query: true }]) {

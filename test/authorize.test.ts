@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { type RouteDefinition } from '../index.js'
+import { realtimeApp } from './helpers/app.js'
+import { type RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { within } from './helpers/auth.js'
+import { within } from './helpers/wait.js'
 
 const handled: string[] = []
 const route = {
@@ -22,11 +22,7 @@ const route = {
 } satisfies RouteDefinition<any, any>
 
 async function build (t: Test, definition: RouteDefinition<any, any> = route) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { auth: { forbiddenBudget: 2 } })
-  app.realtime('/ws', definition)
-  await app.ready()
+  const app = await realtimeApp(t, { options: { auth: { forbiddenBudget: 2 } }, routes: { '/ws': definition } })
   handled.length = 0
   return app
 }
@@ -89,13 +85,16 @@ t.test('only true allows; a throwing check is an internal error, not a violation
 t.test('async route check, then an async message check, then a refusal after close is dropped', async (t) => {
   let release: () => void = () => {}
   const gate = new Promise<void>((resolve) => { release = resolve })
+  let decided: () => void = () => {}
+  // Resolves a macrotask after the slow check answered: the pipeline has acted on its verdict by then.
+  const slowDecided = new Promise<void>((resolve) => { decided = resolve })
   const app = await build(t, {
     authorize: async () => true,
     messages: {
       a: { schema: Type.Null(), handler: () => 'a', authorize: async () => true },
       no: { schema: Type.Null(), handler: () => 'no', authorize: async () => false },
       b: { schema: Type.Null(), handler: () => 'b', authorize: () => true },
-      slow: { schema: Type.Null(), handler: () => { handled.push('slow'); return 's' }, authorize: async () => { await gate; return true } }
+      slow: { schema: Type.Null(), handler: () => { handled.push('slow'); return 's' }, authorize: async () => { await gate; setImmediate(decided); return true } }
     }
   })
   const client = await connect(app, '/ws')
@@ -105,7 +104,7 @@ t.test('async route check, then an async message check, then a refusal after clo
   client.sendRaw('{"type":"slow","data":null,"id":9}')
   await client.close()
   release()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await within(slowDecided, 'the slow check to answer')
   t.same(handled, [], 'a message authorized after the socket closed is not handled')
 })
 

@@ -6,7 +6,7 @@ import { connect } from '../lib/testing.js'
 import { statusOf } from './helpers/upgrade.js'
 import { buildApp } from './helpers/auth.js'
 import { upgrade, type UpgradeResult } from './helpers/upgrade.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 
 const route = { messages: { m: { schema: Type.Null(), handler: () => null } } } satisfies RouteDefinition<any, any>
 

@@ -2,15 +2,14 @@ import t from 'tap'
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import Type from 'typebox'
+import { registeredApp } from './helpers/app.js'
 import realtime from '../index.js'
 import { connect } from '../lib/testing.js'
 
 const messages = { echo: { schema: Type.String(), handler: (_conn: unknown, data: string) => data } }
 
 t.test('the upgrade runs the route and app hooks before any socket exists', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   let opened = 0
   app.realtime('/private', {
     onRequest: async (request, reply) => {
@@ -30,9 +29,7 @@ t.test('the upgrade runs the route and app hooks before any socket exists', asyn
 })
 
 t.test('route schemas for the querystring validate the upgrade request', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   app.realtime('/q', {
     schema: { querystring: Type.Object({ room: Type.String({ minLength: 1 }) }, { additionalProperties: false }) },
     onOpen: (conn) => { conn.log.info('ok') },
@@ -44,9 +41,7 @@ t.test('route schemas for the querystring validate the upgrade request', async (
 })
 
 t.test('routes follow prefixes, encapsulated hooks and config', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   const seen: string[] = []
   await app.register(async (child) => {
     child.addHook('onRequest', async (request) => { seen.push(`hook:${request.routeOptions.config.tag}`) })
@@ -78,9 +73,7 @@ t.test('works when the app registered @fastify/websocket itself', async (t) => {
 })
 
 t.test('a route declared with no messages still accepts pings', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   app.realtime('/feed', { messages: {}, emits: { tick: Type.Number() } })
   await app.ready()
   const client = await connect(app, '/feed')

@@ -1,31 +1,25 @@
 import t, { type Test } from 'tap'
 import { EventEmitter, once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { Clock } from '@tapjs/clock'
-import realtime from '../index.js'
+import { listeningApp, openSocket, registeredApp } from './helpers/app.js'
+import realtime, { type RealtimeOptions } from '../index.js'
 import { Heartbeat } from '../lib/heartbeat.js'
+import { defaults } from '../lib/options.js'
+import { until, within } from './helpers/wait.js'
 import type { Hub } from '../lib/hub.js'
 
 // A bound on every wait: generous, so a slow machine never fails a test; the
 // awaited event normally comes within a few sweeps.
 const BOUND = 10_000
 
-async function listen (t: Test, options: Record<string, unknown>) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, options)
-  app.realtime('/room', { joinable: true, messages: {} })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url: `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/room` }
+async function listen (t: Test, options: RealtimeOptions) {
+  const { app, url } = await listeningApp(t, { options, routes: { '/room': { joinable: true, messages: {} } } })
+  return { app, url: url('/room') }
 }
 
-async function open (url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
-  const ws = new WebSocket(url, options)
-  await once(ws, 'open')
-  return ws
-}
+const open = openSocket
 
 async function join (ws: WebSocket, room: string): Promise<void> {
   ws.send(JSON.stringify({ type: 'room:join', data: { room }, id: room }))
@@ -34,14 +28,6 @@ async function join (ws: WebSocket, room: string): Promise<void> {
     const msg = JSON.parse(raw.toString())
     if (msg.id === room) return
   }
-}
-
-function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise,
-    new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} within ${BOUND} ms`)), BOUND) })
-  ]).finally(() => clearTimeout(timer))
 }
 
 t.test('a peer that stops answering pings is terminated and leaves its rooms', async (t) => {
@@ -57,15 +43,15 @@ t.test('a peer that stops answering pings is terminated and leaves its rooms', a
   alive.on('ping', () => { alivePings++ })
   t.match(app.realtime.stats(), { rooms: 2, members: 3 })
 
-  const [code] = await within(once(dead, 'close'), 'termination') as [number]
+  const [code] = await within(once(dead, 'close'), 'termination', BOUND) as [number]
   t.equal(code, 1006, 'terminated, no close handshake')
   t.ok(deadPings >= 1, 'the dead peer was pinged first')
-  while (app.realtime.stats().connections > 1) await new Promise((resolve) => setTimeout(resolve, 5))
+  await until(() => app.realtime.stats().connections === 1, 'the terminated peer to be gone', BOUND)
   t.match(app.realtime.stats(), { heartbeatTerminations: 1, rooms: 1, members: 1 }, 'removed from every room; "solo" freed')
   t.same((await app.realtime.presence('lobby')).count, 1)
 
   // The live peer keeps answering through several more sweeps.
-  for (let i = 0; i < 3; i++) await within(once(alive, 'ping'), 'ping')
+  for (let i = 0; i < 3; i++) await within(once(alive, 'ping'), 'ping', BOUND)
   t.ok(alivePings >= 3, 'the live peer was pinged and answered throughout')
   t.equal(alive.readyState, WebSocket.OPEN)
   t.equal(app.realtime.stats().heartbeatTerminations, 1)
@@ -73,18 +59,40 @@ t.test('a peer that stops answering pings is terminated and leaves its rooms', a
   await once(alive, 'close')
 })
 
-t.test('heartbeat: false sends no pings and terminates nobody', async (t) => {
-  const { app, url } = await listen(t, { heartbeat: false })
-  const quiet = await open(url, { autoPong: false })
-  let pings = 0
-  quiet.on('ping', () => { pings++ })
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  t.equal(pings, 0)
-  t.equal(quiet.readyState, WebSocket.OPEN)
-  t.equal(app.realtime.stats().heartbeatTerminations, 0)
-  quiet.close()
-  await once(quiet, 'close')
-})
+// On the fake clock, three default intervals pass in no time: the default
+// heartbeat pings within them, `heartbeat: false` never does.
+for (const [name, options, pinged] of [
+  ['the default heartbeat pings an idle peer within three intervals', {}, true],
+  ['heartbeat: false sends no pings and terminates nobody', { heartbeat: false }, false]
+] as const) {
+  t.test(name, async (t) => {
+    const clock = new Clock()
+    t.teardown(clock.enter())
+    const app = await registeredApp(t, options)
+    app.realtime('/room', { messages: {} })
+    await app.ready()
+    const quiet = await app.injectWS('/room', { autoPong: false })
+    let pings = 0
+    quiet.on('ping', () => { pings++ })
+    const { interval } = defaults.heartbeat as { interval: number }
+    for (let elapsed = 0; elapsed < 3 * interval; elapsed += interval / 10) {
+      clock.advance(interval / 10)
+      // A round trip on the same stream: whatever the server wrote before its pong has arrived.
+      if (quiet.readyState !== WebSocket.OPEN) break
+      quiet.ping()
+      await Promise.race([once(quiet, 'pong'), once(quiet, 'close')])
+    }
+    if (pinged) {
+      t.ok(pings >= 1, 'pinged')
+      t.equal(app.realtime.stats().heartbeatTerminations, 1, 'and, never answering, terminated')
+    } else {
+      t.equal(pings, 0)
+      t.equal(quiet.readyState, WebSocket.OPEN)
+      t.equal(app.realtime.stats().heartbeatTerminations, 0)
+    }
+    quiet.terminate()
+  })
+}
 
 t.test('the sweep timer starts on ready, is unref\'d, and is gone after app.close()', async (t) => {
   const clock = new Clock()

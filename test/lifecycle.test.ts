@@ -3,16 +3,15 @@ import Fastify from 'fastify'
 import createError from '@fastify/error'
 import Type from 'typebox'
 import WebSocket from 'ws'
+import { registeredApp } from './helpers/app.js'
 import realtime, { type Connection } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 
 const echo = { schema: Type.String(), handler: (_conn: unknown, data: string) => data }
 
 t.test('a connection has an id, the upgrade request, the user and a child logger', async (t) => {
-  const app = Fastify({ logger: { level: 'silent' } })
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t, {}, { logger: { level: 'silent' } })
   let seen: Connection | undefined
   app.addHook('onRequest', async (request) => { (request as any).user = { sub: 'u1' } })
   app.realtime('/r', {
@@ -25,7 +24,6 @@ t.test('a connection has an id, the upgrade request, the user and a child logger
   t.match(seen!.id, /^[0-9a-f-]{36}$/)
   t.equal(seen!.request.url, '/r?room=a')
   t.same(seen!.user, { sub: 'u1' })
-  t.equal(typeof seen!.log.info, 'function')
   t.equal((seen!.log as any).bindings().connId, seen!.id)
   t.equal(seen!.closed, false)
   const other = await connect(app, '/r')
@@ -34,9 +32,7 @@ t.test('a connection has an id, the upgrade request, the user and a child logger
 })
 
 t.test('an async onOpen holds messages until it resolves, in order', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   const order: string[] = []
   app.realtime('/r', {
     onOpen: async () => { await new Promise((resolve) => setTimeout(resolve, 30)); order.push('open') },
@@ -50,9 +46,7 @@ t.test('an async onOpen holds messages until it resolves, in order', async (t) =
 })
 
 t.test('onOpen refusing with a 4xx status closes with 4000 + status', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   const Forbidden = createError('FORBIDDEN', 'Not in this room', 403)
   app.realtime('/sync', { onOpen: () => { throw new Forbidden() }, messages: { echo } })
   app.realtime('/async', { onOpen: async () => { throw new Forbidden() }, messages: { echo } })
@@ -70,9 +64,7 @@ t.test('onOpen refusing with a 4xx status closes with 4000 + status', async (t) 
 })
 
 t.test('onClose runs once with the code and reason; its failure is logged, not thrown', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   const closes: Array<[number, string]> = []
   app.realtime('/r', { onClose: (_conn, code, reason) => { closes.push([code, reason]) }, messages: { echo } })
   app.realtime('/throws', { onClose: () => { throw new Error('x') }, messages: { echo } })
@@ -119,9 +111,7 @@ t.test('app.close() terminates a peer that never answers the close after the gra
 })
 
 t.test('a plain HTTP GET on a real-time route answers 426', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   app.realtime('/r', { messages: { echo } })
   const res = await app.inject('/r')
   t.equal(res.statusCode, 426)

@@ -2,11 +2,12 @@ import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
 import { Redis } from 'ioredis'
+import { realtimeApp, registeredApp } from './helpers/app.js'
 import realtime, { defineRoute, type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { RedisStore } from '../lib/stores/redis.js'
 import { startRedisServer } from './helpers/redis-server.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 import type { RateLimitStore } from '../types/store.js'
 
 function counting () {
@@ -26,16 +27,8 @@ function counting () {
 }
 
 async function build (t: Test, options: RealtimeOptions = {}, routeLimit?: object) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, options)
   const { seen, route } = counting()
-  app.addHook('onRequest', async (request) => {
-    const user = request.headers['x-user']
-    if (typeof user === 'string') (request as any).user = { sub: user }
-  })
-  app.realtime('/r', { ...route, rateLimit: routeLimit as never })
-  await app.ready()
+  const app = await realtimeApp(t, { options, userFromHeader: true, routes: { '/r': { ...route, rateLimit: routeLimit as never } } })
   return { app, seen }
 }
 
@@ -181,9 +174,7 @@ t.test('bad limits fail at register or declaration with coded errors', async (t)
     await t.rejects(async () => { await app.register(realtime, { rateLimit } as never) }, { code: 'FRT_ERR_OPTIONS_INVALID' }, JSON.stringify(rateLimit))
     await app.close()
   }
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   const messages = { m: { schema: Type.Null(), handler: () => {} } }
   for (const rateLimit of [5, { rate: 'fast' }, { shared: { key: 'user', rate: 1 } }, { shared: { key: 'nope', rate: 1, burst: 1 } }]) {
     t.throws(() => app.realtime('/bad', { messages, rateLimit } as never), { code: 'FRT_ERR_ROUTE_INVALID' }, JSON.stringify(rateLimit))
@@ -213,3 +204,32 @@ t.test('on a RedisStore, a shared limit holds across two app instances', async (
   t.equal(apps[0].seen.say + apps[1].seen.say, 4, 'one budget for both instances')
   t.equal(clients[0].status, 'ready', 'the store never quits the app\'s client')
 })
+
+// One queue owner: frames that arrive while the store answers, then while an async authorize
+// answers, all wait and reach the handler in order (they were once dropped between the two steps).
+for (const failing of [false, true]) {
+  t.test(`an async shared limit then an async authorize keep every message, in order (store ${failing ? 'failing' : 'answering'})`, async (t) => {
+    const order: string[] = []
+    const store: RateLimitStore = {
+      take: async () => {
+        if (failing) throw new Error('store down')
+        return { allowed: true, remaining: 9, retryAfter: 0 }
+      }
+    }
+    const app = await realtimeApp(t, {
+      options: { rateLimit: { store } },
+      routes: {
+        '/r': {
+          rateLimit: { shared: { key: 'ip', rate: 1, burst: 10 } },
+          authorize: async () => true,
+          messages: { say: { schema: Type.String(), handler: (_conn: unknown, data: string) => { order.push(data) } } }
+        }
+      }
+    })
+    const client = await connect(app, '/r')
+    const replies = await Promise.all(['a', 'b', 'c'].map((text) => client.request('say', text)))
+    t.same(replies, [null, null, null])
+    t.same(order, ['a', 'b', 'c'])
+    t.equal(app.realtime.stats().rateLimitErrors, failing ? 3 : 0)
+  })
+}

@@ -1,11 +1,10 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
 import createError from '@fastify/error'
 import Type from 'typebox'
-import { Writable } from 'node:stream'
-import realtime, { defineRoute, type RealtimeOptions } from '../index.js'
+import { realtimeApp } from './helpers/app.js'
+import { defineRoute, type RealtimeOptions } from '../index.js'
 import { connect } from '../lib/testing.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
 
 const RoomFull = createError('room_full', 'The room is full', 409)
 
@@ -32,12 +31,7 @@ const route = defineRoute({
 
 async function build (t: Test, options: RealtimeOptions = {}) {
   const lines: any[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb() } })
-  const app = Fastify({ logger: { level: 'info', stream } })
-  t.teardown(() => app.close())
-  await app.register(realtime, options)
-  app.realtime('/r', route)
-  await app.ready()
+  const app = await realtimeApp(t, { options, routes: { '/r': route }, logs: lines })
   return { app, lines }
 }
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
+import { registeredApp } from './helpers/app.js'
 import realtime from '../index.js'
 import { defaults, resolveOptions } from '../lib/options.js'
 
@@ -32,17 +33,12 @@ t.test('a bad option fails the register with a coded error naming the field', as
 })
 
 t.test('Fastify\'s own register options are not mistaken for ours', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { logLevel: 'warn' } as never)
-  await app.ready()
-  t.equal(typeof app.realtime, 'function')
+  const app = await registeredApp(t, { logLevel: 'warn', prefix: '/v1' } as never)
+  await t.resolves(app.ready(), 'logLevel and prefix are left to Fastify')
 })
 
 t.test('a bad route definition fails at declaration with a coded error', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
+  const app = await registeredApp(t)
   const handler = () => {}
   const cases: Array<[unknown, string]> = [
     [null, 'FRT_ERR_ROUTE_INVALID'],

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { type Connection, type RouteDefinition } from '../index.js'
+import { realtimeApp } from './helpers/app.js'
+import { type Connection, type RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
 
 const RoomData = Type.Object({ room: Type.String() })
@@ -14,17 +14,12 @@ const route: RouteDefinition<{ enter: typeof RoomData }, {}> = {
 }
 
 async function build (t: Test, presence: boolean) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  // Stands in for authentication: the user is whoever the header names.
-  app.addHook('onRequest', async (request) => {
-    const name = request.headers['x-user']
-    if (typeof name === 'string') Object.assign(request, { user: name === 'numeric' ? { id: 42 } : { sub: name } })
-  })
-  await app.register(realtime, { heartbeat: false })
   const conns: Connection[] = []
-  app.realtime('/room', { ...route, presence, onOpen: (conn) => { conns.push(conn) } })
-  await app.ready()
+  const app = await realtimeApp(t, {
+    options: { heartbeat: false },
+    userFromHeader: (name) => name === 'numeric' ? { id: 42 } : { sub: name },
+    routes: { '/room': { ...route, presence, onOpen: (conn) => { conns.push(conn) } } }
+  })
   return { app, conns }
 }
 

@@ -5,10 +5,10 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { startRedisCluster, startRedisServer } from './helpers/redis-server.js'
+import { until } from './helpers/wait.js'
 
 function portIsFree (port: number): Promise<boolean> {
   const server = createServer()
@@ -26,14 +26,6 @@ function isRunning (pid: number): boolean {
   } catch {
     return false
   }
-}
-
-async function waitUntil (what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return
-    await sleep(50)
-  }
-  throw new Error(`timed out waiting until ${what}`)
 }
 
 /** Run a test process that starts a server and prints its pid and port, then ends as `ending` says. */
@@ -143,8 +135,9 @@ t.test('no redis outlives the process that started it', async t => {
   ]) {
     const { pid, port } = await serverOfDeadProcess(ending)
     t.ok(pid > 0 && port > 0, `${name}: a server was started`)
-    await waitUntil(`redis ${pid} is gone`, () => !isRunning(pid))
-    await waitUntil(`port ${port} is free`, () => portIsFree(port))
-    t.pass(`${name}: the server died with it and freed its port`)
+    await until(() => !isRunning(pid), `redis ${pid} is gone`, 5000, 50)
+    await until(() => portIsFree(port), `port ${port} is free`, 5000, 50)
+    t.equal(isRunning(pid), false, `${name}: the server died with it`)
+    t.equal(await portIsFree(port), true, `${name}: and freed its port`)
   }
 })

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { defineRoute } from '../index.js'
+import { realtimeApp } from './helpers/app.js'
+import { defineRoute } from '../index.js'
 import { connect } from '../lib/testing.js'
 
 const chat = defineRoute({
@@ -18,14 +18,7 @@ const chat = defineRoute({
   emits: { said: Type.Object({ text: Type.String() }) }
 })
 
-async function build (t: Test) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
-  app.realtime('/chat', chat)
-  await app.ready()
-  return app
-}
+const build = (t: Test) => realtimeApp(t, { routes: { '/chat': chat } })
 
 t.test('a declared message reaches its handler and emits', async (t) => {
   const app = await build(t)

@@ -3,16 +3,16 @@
 // on 127.0.0.1, since corking and ws's own queue only exist there.
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
-import Fastify from 'fastify'
 import Type from 'typebox'
 import WebSocket from 'ws'
 import * as wsModule from 'ws'
-import realtime, { CloseCode, type RealtimeOptions } from '../index.js'
+import { CloseCode, type RealtimeOptions, type RouteDefinition } from '../index.js'
 import { Frame } from '../lib/frames.js'
 import type { RealtimeConnection } from '../lib/connection.js'
-import { until } from './helpers/until.js'
+import { until } from './helpers/wait.js'
+import { listeningApp } from './helpers/app.js'
 
 // @types/ws leaves these two out; ws exports them.
 const { Sender, Receiver } = wsModule as unknown as {
@@ -28,20 +28,17 @@ interface Received { type: string, n?: number, seq?: number, id?: number, binary
 interface Client { ws: WebSocket, got: Received[] }
 
 async function serve (t: Test, options: RealtimeOptions = {}) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { heartbeat: false, ...options })
   const conns: RealtimeConnection[] = []
   // Set by a test to run inside the `mix` handler, on the server, in the tick that received it.
   let mix: (conn: RealtimeConnection) => unknown = () => null
-  app.realtime('/feed', {
+  const feed: RouteDefinition<any, any> = {
     joinable: true,
     messages: { mix: { schema: Type.Object({}), handler: (conn) => mix(conn as RealtimeConnection) } },
     emits: { tick: Tick, direct: Tick },
     onOpen: (conn) => { conns.push(conn as RealtimeConnection) }
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/feed`
+  }
+  const { app, url: urlOf } = await listeningApp(t, { options: { heartbeat: false, ...options }, routes: { '/feed': feed } })
+  const url = urlOf('/feed')
   const open = async (clientOptions: WebSocket.ClientOptions = {}, join = true): Promise<Client> => {
     const ws = new WebSocket(url, clientOptions)
     const client: Client = { ws, got: [] }

@@ -1,28 +1,26 @@
 import t, { type Test } from 'tap'
 import { once } from 'node:events'
-import type { AddressInfo, Socket } from 'node:net'
-import Fastify from 'fastify'
+import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import { Clock } from '@tapjs/clock'
-import realtime, { CloseCode, type Connection } from '../index.js'
+import { CloseCode, type Connection } from '../index.js'
 import { Backpressure } from '../lib/backpressure.js'
 import type { RealtimeConnection } from '../lib/connection.js'
+import { until } from './helpers/wait.js'
+import { listeningApp } from './helpers/app.js'
 
-// Every wait is bounded, generously: a slow machine must not fail a test.
-const BOUND = 20_000
 const PAD = 'x'.repeat(8 * 1024)
 const FRAME = Buffer.byteLength(JSON.stringify({ type: 'tick', room: 'feed', seq: 100000, data: { n: 100000, pad: PAD } }))
 
 interface Client { ws: WebSocket, seqs: number[] }
 
 async function setup (t: Test, options: Record<string, unknown>) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime, { heartbeat: false, closeTimeout: 10_000, ...options })
   const conns: Connection[] = []
-  app.realtime('/feed', { joinable: true, messages: {}, onOpen: (conn) => { conns.push(conn) } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/feed`
+  const { app, url: urlOf } = await listeningApp(t, {
+    options: { heartbeat: false, closeTimeout: 10_000, ...options },
+    routes: { '/feed': { joinable: true, messages: {}, onOpen: (conn: Connection) => { conns.push(conn) } } }
+  })
+  const url = urlOf('/feed')
   const open = async (): Promise<Client> => {
     const ws = new WebSocket(url)
     const client: Client = { ws, seqs: [] }
@@ -36,14 +34,6 @@ async function setup (t: Test, options: Record<string, unknown>) {
     return client
   }
   return { app, conns, open }
-}
-
-async function until (done: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + BOUND
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${BOUND} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
 }
 
 function pause (client: Client): Socket {

@@ -146,9 +146,8 @@ function storeSuite (t: Test, target: Target): void {
 
   t.test('close() can be called, twice', async t => {
     const { store } = await target.make(t)
-    await store.close?.()
-    await store.close?.()
-    t.pass()
+    await t.resolves(async () => { await store.close?.() }, 'once')
+    await t.resolves(async () => { await store.close?.() }, 'twice')
   })
 }
 

@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap'
-import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { defineRoute } from '../index.js'
+import { realtimeApp } from './helpers/app.js'
+import { defineRoute } from '../index.js'
 import { connect } from '../lib/testing.js'
+import { until } from './helpers/wait.js'
 
 const route = defineRoute({
   messages: {
@@ -13,20 +14,13 @@ const route = defineRoute({
   emits: { n: Type.Number() }
 })
 
-async function build (t: Test) {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(realtime)
-  app.realtime('/r', route)
-  await app.ready()
-  return app
-}
+const build = (t: Test) => realtimeApp(t, { routes: { '/r': route } })
 
 t.test('next takes buffered messages in order, then waits for new ones', async (t) => {
   const app = await build(t)
   const client = await connect<typeof route>(app, '/r')
   client.send('twice', 1)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await until(() => client.received.length === 2, 'both replies to be buffered')
   t.equal((await client.next('n')).data, 1)
   t.equal((await client.next('n')).data, 2)
   const later = client.next('n')

@@ -1,8 +1,8 @@
 // Fan-out over Redis pub/sub (sharded pub/sub on a Redis Cluster). Publishing,
 // seq and presence go through the app's own ioredis client (never closed by
-// us) as Lua scripts defined once; receiving needs a connection in subscriber
-// mode, so the adapter opens its own with `client.duplicate()` and closes it on
-// app close. Every instance subscribes only to the rooms it has members in.
+// us) as Lua scripts defined once (lib/adapters/redis-scripts.ts); receiving
+// needs a connection in subscriber mode, so the adapter opens its own with
+// `client.duplicate()` and closes it on app close. Every instance subscribes only to the rooms it has members in.
 //
 // Redis is a helper, never a dependency of local delivery: when it is down,
 // stalled or too slow, broadcasts still reach this instance's members (with a
@@ -11,6 +11,7 @@
 import {
   instanceId, readControl, readRoomEnvelope, roomHeader, controlMessage, type RoomEnvelope
 } from './envelope.js'
+import { defineScripts, type Publish, type PresenceList, type PresenceRefresh, type PresenceWrite } from './redis-scripts.js'
 import { FRT_ERR_ADAPTER_INVALID, FRT_ERR_ADAPTER_REDIS } from '../errors.js'
 import type { FanoutAdapter, FanoutCore, FanoutReceive, FanoutStats } from '../../types/adapter.js'
 import type { PresenceMember } from '../../types/rooms.js'
@@ -44,84 +45,6 @@ export interface RedisAdapterOptions {
   /** Milliseconds a silent room's seq counter is kept; after that the room's seq starts again at 1. Default 86400000. */
   seqTtl?: number
 }
-
-// The version is in the names so that two fastify-realtime versions sharing a
-// client never run each other's scripts.
-const PUBLISH = 'frtPublishV1'
-const PRESENCE_WRITE = 'frtPresenceWriteV1'
-const PRESENCE_REFRESH = 'frtPresenceRefreshV1'
-const PRESENCE_LIST = 'frtPresenceListV1'
-
-// KEYS[1]: the room's seq counter (on a cluster it also routes the call to the
-// shard of the room's channel: both carry the hash tag {room}).
-// ARGV: channel, header, head, tail, seq ttl ('0': no seq, the message is `header .. head`), '1' when sharded,
-// and how many of this room's messages this instance could not publish since its last publish: the seq
-// skips them, so that the other instances see the gap (and this one's members, which got them numbered
-// locally, see none). INCR and PUBLISH in one script: a seq is never taken without its message being
-// published, and the frame gets its seq without being serialized again.
-const PUBLISH_LUA = `
-local publish = 'PUBLISH'
-if ARGV[6] == '1' then publish = 'SPUBLISH' end
-if ARGV[5] == '0' then
-  redis.call(publish, ARGV[1], ARGV[2] .. ARGV[3])
-  return 0
-end
-local seq = redis.call('INCRBY', KEYS[1], 1 + tonumber(ARGV[7]))
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call(publish, ARGV[1], ARGV[2] .. seq .. ':' .. ARGV[3] .. seq .. ARGV[4])
-return seq
-`
-
-// KEYS[1]: the room's set of instances with members; KEYS[2]: this instance's hash connId -> userId.
-// ARGV: instance id, ttl, mode ('add', 'remove' or 'replace'), then connId[, userId] pairs.
-// Both expire unless refreshed, so a dead instance's members leave within the ttl.
-const PRESENCE_WRITE_LUA = `
-local mode = ARGV[3]
-if mode == 'replace' then redis.call('DEL', KEYS[2]) end
-if mode == 'remove' then
-  for i = 4, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
-else
-  for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  redis.call('SADD', KEYS[1], ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('SREM', KEYS[1], ARGV[1])
-end
-return 1
-`
-
-// Same keys and ARGV[1..2]. Returns 0 when this instance's hash is gone (Redis
-// restarted, or it expired during an outage): the adapter then rewrites it.
-const PRESENCE_REFRESH_LUA = `
-if redis.call('PEXPIRE', KEYS[2], ARGV[2]) == 0 then return 0 end
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`
-
-// KEYS[1]: the room's set of instances. ARGV[1]: this instance (left out: the
-// core lists its own members). Returns a flat list of connId, userId pairs; the
-// entries of instances whose hash expired are removed on the way. The hash keys
-// are derived from KEYS[1] and share its hash tag, hence its cluster slot.
-const PRESENCE_LIST_LUA = `
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if id ~= ARGV[1] then
-    local members = redis.call('HGETALL', KEYS[1] .. ':' .. id)
-    if #members == 0 then redis.call('SREM', KEYS[1], id) end
-    for _, value in ipairs(members) do out[#out + 1] = value end
-  end
-end
-return out
-`
-
-type Publish = (key: string, channel: string, header: string, head: string, tail: string, ttl: string, sharded: string, skipped: number) => Promise<number>
-type PresenceWrite = (set: string, hash: string, id: string, ttl: string, mode: string, ...pairs: string[]) => Promise<number>
-type PresenceRefresh = (set: string, hash: string, id: string, ttl: string) => Promise<number>
-type PresenceList = (set: string, id: string) => Promise<string[]>
 
 /** The part of an ioredis connection in subscriber mode that the adapter uses. */
 interface Subscriber {
@@ -246,17 +169,11 @@ export class RedisAdapter implements FanoutAdapter {
     this.#ttl = String(this.options.presenceTtl)
     this.#seqTtl = String(this.options.seqTtl)
     this.#sharded = sharded ? '1' : '0'
-    const commands = client as unknown as Record<string, unknown>
-    // Once per client: other adapters on the same client reuse the scripts and
-    // ioredis's cached SHAs (it falls back to EVAL by itself after a Redis restart).
-    for (const [name, lua, keys] of [[PUBLISH, PUBLISH_LUA, 1], [PRESENCE_WRITE, PRESENCE_WRITE_LUA, 2],
-      [PRESENCE_REFRESH, PRESENCE_REFRESH_LUA, 2], [PRESENCE_LIST, PRESENCE_LIST_LUA, 1]] as const) {
-      if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: keys })
-    }
-    this.#publish = (commands[PUBLISH] as Publish).bind(client)
-    this.#presenceWrite = (commands[PRESENCE_WRITE] as PresenceWrite).bind(client)
-    this.#presenceRefresh = (commands[PRESENCE_REFRESH] as PresenceRefresh).bind(client)
-    this.#presenceList = (commands[PRESENCE_LIST] as PresenceList).bind(client)
+    const scripts = defineScripts(client)
+    this.#publish = scripts.publish
+    this.#presenceWrite = scripts.presenceWrite
+    this.#presenceRefresh = scripts.presenceRefresh
+    this.#presenceList = scripts.presenceList
   }
 
   /** The subscriber connection the adapter opened (null before `attach` and after `close`). */

@@ -45,20 +45,3 @@ export function unsignedToken (sub: string): string {
 export function expiredToken (app: FastifyInstance, sub: string): string {
   return app.jwt.sign({ sub, exp: Math.floor(Date.now() / 1000) - 60 })
 }
-
-/**
- * Awaits `promise` with a bound. Our deadline timer is unref'd and injectWS
- * streams hold no handle, so a test waiting only on them would let the process
- * exit; this ref'd timer keeps it alive, and the bound only catches a hang.
- */
-export async function within<T> (promise: Promise<T>, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const bound = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no result within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([promise, bound])
-  } finally {
-    clearTimeout(timer)
-  }
-}

@@ -71,11 +71,4 @@ export async function closeInstance (instance: Instance): Promise<void> {
   instance.client?.disconnect()
 }
 
-/** Resolves once `check` holds, looking after every `step` ms; fails after `timeout` ms with `what`. */
-export async function until (check: () => boolean | Promise<boolean>, what: string, timeout = 20_000, step = 10): Promise<void> {
-  const deadline = Date.now() + timeout
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, step))
-  }
-}
+export { until } from './wait.js'

@@ -1,8 +1,8 @@
 import { expect, test } from 'tstyche'
 import { Cluster, Redis } from 'ioredis'
-import type { RateLimitResult, RateLimitStore } from './store.js'
-import { MemoryStore } from '../lib/stores/memory.js'
-import { RedisStore } from '../lib/stores/redis.js'
+import type { RateLimitResult, RateLimitStore } from '../../types/store.js'
+import { MemoryStore } from '../../lib/stores/memory.js'
+import { RedisStore } from '../../lib/stores/redis.js'
 
 // A store written the way a user would: async, counting in some other backend.
 class FixedWindowStore implements RateLimitStore {

@@ -4,7 +4,7 @@ import Type from 'typebox'
 import realtime, {
   MemoryAdapter, type Connection, type FanoutAdapter, type FanoutReceive, type Presence, type RealtimeStats,
   type RoomEmitter, type RouteDefinition, type SchemaMap
-} from '../index.js'
+} from '../../index.js'
 
 const app = Fastify()
 await app.register(realtime, {

@@ -1,7 +1,7 @@
 import { expect, test } from 'tstyche'
 import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { type AuthOptions, type ConnectionCapsOptions, type RealtimeOptions, type RouteAuth } from '../index.js'
+import realtime, { type AuthOptions, type ConnectionCapsOptions, type RealtimeOptions, type RouteAuth } from '../../index.js'
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {

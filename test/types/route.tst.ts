@@ -1,8 +1,8 @@
 import { expect, test } from 'tstyche'
 import Fastify, { type FastifyInstance } from 'fastify'
 import Type from 'typebox'
-import realtime, { defineRoute, type Connection, type RealtimeStats } from '../index.js'
-import { connect, type TestClient } from '../lib/testing.js'
+import realtime, { defineRoute, type Connection, type RealtimeStats } from '../../index.js'
+import { connect, type TestClient } from '../../lib/testing.js'
 
 const app = Fastify()
 await app.register(realtime)

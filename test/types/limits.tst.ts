@@ -1,7 +1,7 @@
 import { expect, test } from 'tstyche'
 import Fastify from 'fastify'
 import Type from 'typebox'
-import realtime, { defineRoute, type RateLimitResult, type RateLimitStore } from '../index.js'
+import realtime, { defineRoute, type RateLimitResult, type RateLimitStore } from '../../index.js'
 
 const app = Fastify()
 

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import realtime, {
   MemoryAdapter, RedisAdapter, type FanoutAdapter, type FanoutCore, type FanoutReceive, type FanoutStats,
   type PresenceMember, type RedisAdapterOptions
-} from '../index.js'
+} from '../../index.js'
 
 // An adapter written the way a user would: over some message bus, with the optional cluster features.
 class BusAdapter implements FanoutAdapter {
