@@ -28,11 +28,7 @@ export interface AsyncApiSettings {
 
 type Json = Record<string, unknown>
 
-// The 1.1 additions (/work/design/protocol-1.1-contract.md) are listed here until lib/wire.ts exports them.
-const Session = 'session'
-const Reconnect = 'reconnect'
-const ServiceRestart = 1012
-const TryAgainLater = 1013
+const { Session, Reconnect } = MessageType
 
 const ref = (path: string): Json => ({ $ref: path })
 const envelope = (type: string, extra: Json, required: string[]): Json => ({
@@ -132,7 +128,7 @@ const reserved: Record<string, Json> = {
   }
 }
 
-const closeCodes: Record<string, number> = { ...CloseCode, ServiceRestart, TryAgainLater }
+const closeCodes: Record<string, number> = { ...CloseCode }
 
 /** The AsyncAPI 3.0 document of these routes. */
 export function asyncapi (routes: readonly DeclaredRoute[], settings: AsyncApiSettings, info: AsyncApiInfo = {}): Json {

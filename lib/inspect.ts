@@ -24,7 +24,7 @@ export interface InspectableConnection {
 /** What inspect needs of the hub (lib/hub.ts). */
 export interface InspectableHub {
   readonly connections: Iterable<InspectableConnection>
-  readonly rooms: { readonly rooms: Map<string, { readonly members: { readonly size: number }, readonly seq: number }> }
+  readonly rooms: { readonly byName: Map<string, { readonly members: { readonly size: number }, readonly seq: number }> }
 }
 
 export function createInspect (hub: InspectableHub, userId: (user: UserType) => unknown): RealtimeInspect {
@@ -60,11 +60,11 @@ export function createInspect (hub: InspectableHub, userId: (user: UserType) => 
       const { limit, cursor } = readQuery(query)
       // Rooms come and go in any order: page by name. The page is the `limit` smallest names after the cursor.
       const names: string[] = []
-      for (const name of hub.rooms.rooms.keys()) if (cursor === null || name > cursor) names.push(name)
+      for (const name of hub.rooms.byName.keys()) if (cursor === null || name > cursor) names.push(name)
       names.sort()
       const page = names.slice(0, limit)
       const items: InspectedRoom[] = page.map((name) => {
-        const room = hub.rooms.rooms.get(name) as { members: { size: number }, seq: number }
+        const room = hub.rooms.byName.get(name) as { members: { size: number }, seq: number }
         return { name, members: room.members.size, seq: room.seq }
       })
       return { items, next: names.length > limit ? page[page.length - 1] : null } satisfies InspectPage<InspectedRoom>

@@ -42,10 +42,10 @@ interface Sample { value: number, labels: Record<string, string | number>, metri
 class Collected {
   readonly name: string
   readonly help: string
-  readonly type: 'counter' | 'gauge' | 'histogram'
+  readonly type: 'counter' | 'gauge' | 'histogram' | 'summary'
   readonly aggregator = 'sum'
   readonly #values: () => Sample[]
-  constructor (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Sample[]) {
+  constructor (name: string, help: string, type: 'counter' | 'gauge' | 'histogram' | 'summary', values: () => Sample[]) {
     this.name = name
     this.help = help
     this.type = type
@@ -97,7 +97,7 @@ export function createMetrics (options: ResolvedMetricsOptions, stats: () => Rea
     if (series === undefined) routes.set(route, series = new RouteSeries(route.path))
     return series
   }
-  const register = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Sample[]): void => {
+  const register = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram' | 'summary', values: () => Sample[]): void => {
     registry.registerMetric(new Collected(p + name, help, type, values))
   }
   const fromStats = (name: string, help: string, type: 'counter' | 'gauge', read: (s: RealtimeStats) => number): void =>
@@ -131,6 +131,23 @@ export function createMetrics (options: ResolvedMetricsOptions, stats: () => Rea
   fromStats('adapter_errors_total', 'Fan-out adapter operations that failed or timed out', 'counter', (s) => s.adapterErrors)
   fromStats('adapter_dropped_total', 'Broadcasts not handed to the other instances', 'counter', (s) => s.adapterDropped)
   fromStats('adapter_invalid_total', 'Invalid envelopes received from the fan-out backend', 'counter', (s) => s.adapterInvalid)
+  // The Redis adapter's health (RealtimeStats leaves these out with an adapter that has none: no series then).
+  const adapterStat = (name: string, help: string, type: 'counter' | 'summary', read: (s: RealtimeStats) => number | undefined): void =>
+    register(name, help, type, () => {
+      const value = read(stats())
+      return value === undefined ? [] : [{ value, labels: {} }]
+    })
+  adapterStat('adapter_publish_failures_total', 'Broadcasts the fan-out backend refused or that failed', 'counter', (s) => s.adapterPublishFailures)
+  adapterStat('adapter_resubscribes_total', 'Subscriptions made again after the fan-out subscriber reconnected', 'counter', (s) => s.adapterResubscribes)
+  register('adapter_publish_duration_seconds', 'Time a broadcast waited for the fan-out backend (sum and count)', 'summary', () => {
+    const s = stats()
+    if (s.adapterPublishes === undefined) return []
+    const name = p + 'adapter_publish_duration_seconds'
+    return [
+      { metricName: name + '_sum', labels: {}, value: s.adapterPublishSeconds ?? 0 },
+      { metricName: name + '_count', labels: {}, value: s.adapterPublishes }
+    ]
+  })
   fromStats('rooms', 'Rooms with a member on this instance', 'gauge', (s) => s.rooms)
   fromStats('room_members', 'Room memberships on this instance, summed over rooms', 'gauge', (s) => s.members)
   register('terminations_total', 'Connections the server ended: missed heartbeat, or slow consumer (4008)', 'counter', () => {

@@ -127,7 +127,7 @@ t.test('served without a hook when none is given; defaults for the info', async 
   await app.register(realtime, { asyncapi: { path: '/docs/asyncapi.json' } })
   app.realtime('/x', { messages: {} })
   const doc = (await app.inject({ url: '/docs/asyncapi.json' })).json()
-  t.match(doc.info, { title: 'fastify-realtime API', version: '1.0.0', description: /protocol 1\.0/ })
+  t.match(doc.info, { title: 'fastify-realtime API', version: '1.0.0', description: /protocol 1\.1/ })
   t.notOk('servers' in doc)
   await validate(t, doc)
 })

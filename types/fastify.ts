@@ -37,6 +37,13 @@ export interface RealtimeStats {
   adapterDropped: number
   /** Messages on the backend's channels that were not valid envelopes, dropped. */
   adapterInvalid: number
+  /** With `RedisAdapter`: broadcasts Redis accepted, and the seconds they waited for it, summed. */
+  adapterPublishes?: number
+  adapterPublishSeconds?: number
+  /** With `RedisAdapter`: broadcasts Redis refused or that failed on the way (also in `adapterErrors`). */
+  adapterPublishFailures?: number
+  /** With `RedisAdapter`: subscriptions made again after its subscriber connection came back. */
+  adapterResubscribes?: number
 }
 
 /** `app.realtime`: declares routes when called, and carries the plugin's API. */
