@@ -144,7 +144,7 @@ export function createMetrics (options: ResolvedMetricsOptions, stats: () => Rea
     if (s.adapterPublishes === undefined) return []
     const name = p + 'adapter_publish_duration_seconds'
     return [
-      { metricName: name + '_sum', labels: {}, value: s.adapterPublishSeconds ?? 0 },
+      { metricName: name + '_sum', labels: {}, value: s.adapterPublishSeconds as number },
       { metricName: name + '_count', labels: {}, value: s.adapterPublishes }
     ]
   })

@@ -1,5 +1,5 @@
 import { expect, test } from 'tstyche'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import { Registry } from 'prom-client'
 import realtime, {
   MESSAGE_CHANNEL, type AdminOptions, type InspectedConnection, type InspectedRoom, type InspectPage, type MessageContext,
@@ -21,6 +21,11 @@ test('observability options are typed', () => {
   expect<RealtimeOptions>().type.not.toBeAssignableFrom({ asyncapi: { path: 1 } })
 })
 
+test('the Redis adapter health counters are optional in stats()', () => {
+  expect(app.realtime.stats().adapterPublishes).type.toBe<number | undefined>()
+  expect(app.realtime.stats().adapterResubscribes).type.toBe<number | undefined>()
+})
+
 test('asyncapi() and inspect are typed', () => {
   expect(app.realtime.asyncapi()).type.toBe<Record<string, unknown>>()
   expect(app.realtime.inspect.connections()).type.toBe<InspectPage<InspectedConnection>>()
@@ -33,4 +38,5 @@ test('the tracing channel and its context', () => {
   expect(MESSAGE_CHANNEL).type.toBe<'fastify-realtime:message'>()
   expect<MessageContext['messageId']>().type.toBe<string | number | undefined>()
   expect<MessageContext['traceparent']>().type.toBe<string | undefined>()
+  expect<MessageContext['request']>().type.toBe<FastifyRequest>()
 })
