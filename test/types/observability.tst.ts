@@ -4,7 +4,7 @@ import { Registry } from 'prom-client'
 import realtime, {
   MESSAGE_CHANNEL, type AdminOptions, type InspectedConnection, type InspectedRoom, type InspectPage, type MessageContext,
   type MetricsOptions, type RealtimeOptions
-} from '../index.js'
+} from '../../index.js'
 
 const app = Fastify()
 await app.register(realtime, {
