@@ -4,16 +4,19 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { resolveOptions } from './lib/options.js'
+import { checkServerOptions, resolveOptions } from './lib/options.js'
 import { FRT_ERR_ROUTE_UPGRADE_REQUIRED } from './lib/errors.js'
 import { Hub } from './lib/hub.js'
 import { MemoryStore } from './lib/stores/memory.js'
+import { BoundedStore } from './lib/timeout.js'
+import { watchClientErrors } from './lib/redis-errors.js'
 import { compileRoute } from './lib/route.js'
 import { Pipeline, closeOnAuthDeadline } from './lib/pipeline.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
 import { Observability } from './lib/observability.js'
+import { socketErrorHandler } from './lib/socket-errors.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -35,6 +38,7 @@ export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
 export { defineRoute } from './lib/route.js'
 export { MESSAGE_CHANNEL, type MessageContext } from './lib/tracing.js'
+export { socketErrorHandler } from './lib/socket-errors.js'
 
 // Fastify's own register options reach the plugin too; they are not ours to check.
 const FASTIFY_KEYS = ['prefix', 'logLevel', 'logSerializers'] as const
@@ -45,8 +49,9 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const options = resolveOptions(ownOptions)
   // The default store is ours to close; a store the app passed in is not.
   const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
-  const store = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
-  const hub = new Hub(options, fastify.log, store)
+  // Every store call is bounded (lib/timeout.ts): a dead Redis must not stall frames for minutes.
+  const boundedStore = options.rateLimit === false ? null : new BoundedStore(options.rateLimit.store ?? ownStore as MemoryStore, options.rateLimit.storeTimeout)
+  const hub = new Hub(options, fastify.log, boundedStore)
   const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
@@ -55,11 +60,17 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const obs = await Observability.create(hub, options, ownOptions)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
+  // One warning per Redis outage instead of ioredis's "Unhandled error event" (lib/redis-errors.ts).
+  const unwatchRedis = watchClientErrors([options.rateLimit === false ? null : options.rateLimit.store, options.adapter], fastify.log)
   const ownServer = !fastify.hasDecorator('websocketServer')
+  // Options that would be silently ignored fail here instead (issue 11).
+  checkServerOptions(ownOptions, ownServer)
   fastify.addHook('onReady', async () => heartbeat?.start())
   fastify.addHook('onClose', async () => {
     heartbeat?.stop()
     ownStore?.close()
+    boundedStore?.close()
+    unwatchRedis()
     await hub.rooms.close()
   })
 
@@ -73,6 +84,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
         closeTimeout: options.closeTimeout,
         handleProtocols: handshake.handleProtocols
       } as Record<string, unknown>,
+      // Client-caused ws errors are not server faults (lib/socket-errors.ts).
+      errorHandler: socketErrorHandler,
       preClose: async function (this: FastifyInstance) {
         await shutdown()
         this.websocketServer.close()

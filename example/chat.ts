@@ -36,8 +36,8 @@ export const chat = defineRoute({
       rateLimit: { rate: 2, burst: 10 },
       handler: (conn, { room, text }) => {
         if (!conn.rooms.has(`room:${room}`)) return false
-        // auth: 'handshake' means there is always a user here.
-        conn.to(`room:${room}`).emit('said', { from: (conn.user as { sub: string }).sub, text, at: Date.now() })
+        // auth: 'handshake' types conn.user as always there (no cast).
+        conn.to(`room:${room}`).emit('said', { from: conn.user.sub, text, at: Date.now() })
         return true
       }
     }

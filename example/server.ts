@@ -1,5 +1,6 @@
 // The example chat: `npm start`, then open http://127.0.0.1:3000 in two tabs.
-import Fastify, { type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyHttpOptions } from 'fastify'
+import type { Server } from 'node:http'
 import jwt from '@fastify/jwt'
 import Type from 'typebox'
 import { randomBytes } from 'node:crypto'
@@ -9,8 +10,27 @@ import fastifyRedis from '@fastify/redis'
 import realtime, { RedisAdapter } from '../index.js'
 import { chat, Name } from './chat.js'
 
-export async function buildApp (options: FastifyServerOptions = {}) {
-  const app = Fastify(options)
+/**
+ * Server timeouts against slowloris (RELIABILITY.md): a client that opens a socket and sends half an upgrade
+ * request, or drips its headers, holds a socket and a little memory each until these drop it. They only
+ * apply before the upgrade: ws clears the socket's idle timeout once a WebSocket is open (the heartbeat
+ * watches it from then on).
+ */
+export const serverTimeouts = {
+  /** Idle ms on a socket before its request is complete: a half request that stalls is dropped after this. */
+  connectionTimeout: 10_000,
+  /** ms for a whole request; an upgrade has no body, so this bounds the handshake. */
+  requestTimeout: 10_000,
+  http: {
+    /** ms for the request headers: a client dripping header lines is answered 408 and dropped after this. */
+    headersTimeout: 10_000,
+    /** How often Node checks the two above (default 30 s, which would let a stalled request live 40 s). */
+    connectionsCheckingInterval: 2_000
+  }
+} satisfies FastifyHttpOptions<Server>
+
+export async function buildApp (options: FastifyHttpOptions<Server> = {}) {
+  const app = Fastify({ ...serverTimeouts, ...options })
   await app.register(jwt, {
     // A random key per process is enough: a page gets its token from the process it talks to.
     secret: process.env.JWT_SECRET ?? randomBytes(32).toString('hex'),

@@ -7,11 +7,11 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyJwtVerifyOptions, UserType, VerifyPayloadType } from '@fastify/jwt'
 import {
-  FRT_ERR_AUTH_TOKEN_EXPIRED, FRT_ERR_AUTH_TOKEN_INVALID, FRT_ERR_AUTH_TOKEN_MISSING, FRT_ERR_ROUTE_INVALID
+  FRT_ERR_AUTH_KEY_PROVIDER, FRT_ERR_AUTH_TOKEN_EXPIRED, FRT_ERR_AUTH_TOKEN_INVALID, FRT_ERR_AUTH_TOKEN_MISSING, FRT_ERR_ROUTE_INVALID
 } from './errors.js'
 import { CloseCode } from './protocol.js'
 import { Deadlines } from './deadlines.js'
-import { findToken } from './token.js'
+import { findToken, isTokenFault } from './token.js'
 import { userKey, type ResolvedOptions } from './options.js'
 import type { AuthMode, RouteAuth } from '../types/auth.js'
 
@@ -66,6 +66,12 @@ const PRUNE_SLACK = 1024
 
 export function normalizeRouteAuth (path: string, auth: RouteAuth | undefined | false): RouteAuthConfig | null {
   if (auth === undefined || auth === false) return null
+  // Token sources and the like are plugin options: a route that sets them would be silently ignored.
+  for (const key of typeof auth === 'object' && auth !== null ? Object.keys(auth) : []) {
+    if (key !== 'mode' && key !== 'query') {
+      throw new FRT_ERR_ROUTE_INVALID(path, `"auth.${key}" is not a route option (a route's auth takes mode and query; set ${key} in the plugin's auth options)`)
+    }
+  }
   const { mode = 'handshake', query = false } = typeof auth === 'string' ? { mode: auth } : auth
   if (mode !== 'handshake' && mode !== 'message') {
     throw new FRT_ERR_ROUTE_INVALID(path, '"auth" must be "handshake", "message" or { mode, query }')
@@ -251,10 +257,11 @@ async function verify (request: FastifyRequest, token: string): Promise<void> {
   try {
     await request.jwtVerify(VERIFY_OPTIONS)
   } catch (err) {
-    const { code, statusCode } = err as { code?: string, statusCode?: number }
+    const { code } = err as { code?: string }
     if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') throw new FRT_ERR_AUTH_TOKEN_EXPIRED()
-    if (statusCode === 400 || statusCode === 401) throw new FRT_ERR_AUTH_TOKEN_INVALID()
-    throw err
+    // Any verification failure is the token's (401); only the key provider's is ours (500, says so).
+    if (isTokenFault(err)) throw new FRT_ERR_AUTH_TOKEN_INVALID()
+    throw new FRT_ERR_AUTH_KEY_PROVIDER((err as Error)?.message, { cause: err })
   } finally {
     req[kToken] = undefined
   }

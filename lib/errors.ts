@@ -1,7 +1,10 @@
 // Every error fastify-realtime creates, made once here with @fastify/error.
 // Codes are FRT_ERR_<AREA>_<WHAT>; test/errors.test.ts checks each code equals
 // its key and is listed in the README.
-import createError from '@fastify/error'
+// The named import, not the default: the emitted .d.ts then names `FastifyErrorConstructor` through an
+// import that resolves under every moduleResolution (with the default import, `createError.X` in errors.d.ts
+// is not a namespace under "bundler" without esModuleInterop: TS2503, issue 11).
+import { createError } from '@fastify/error'
 
 export const FRT_ERR_OPTIONS_INVALID = createError(
   'FRT_ERR_OPTIONS_INVALID', 'Invalid fastify-realtime option %s: %s', 500, TypeError)
@@ -89,3 +92,9 @@ export const FRT_ERR_SESSION_INVALID = createError(
 
 export const FRT_ERR_SESSION_REDIS = createError(
   'FRT_ERR_SESSION_REDIS', 'Redis session store failed: %s', 500)
+
+export const FRT_ERR_AUTH_KEY_PROVIDER = createError(
+  'FRT_ERR_AUTH_KEY_PROVIDER', 'Could not verify the token: the key provider or key configuration failed (%s)', 500)
+
+export const FRT_ERR_STORE_TIMEOUT = createError(
+  'FRT_ERR_STORE_TIMEOUT', 'The rate-limit store did not answer within %d ms', 503)

@@ -7,7 +7,7 @@ import type { FastifyInstance, RouteShorthandOptions } from 'fastify'
 import { FRT_ERR_AUTH_NO_JWT } from './errors.js'
 import type { Auth, RouteAuthConfig } from './auth.js'
 import { ConnectionCaps } from './caps.js'
-import { originGuard, type OriginHook } from './origin.js'
+import { originHook, type OriginHook } from './origin.js'
 import { protocolSelector, queryTokenStripper } from './token.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -28,7 +28,7 @@ export class Handshake {
     this.caps = max + perIp + perUser > 0
       ? new ConnectionCaps(options.connections, (user) => auth.userKey(user))
       : null
-    this.origin = options.origins === null ? null : originGuard(options.origins, options.missingOrigin)
+    this.origin = originHook(options.origins, options.missingOrigin)
     this.handleProtocols = protocolSelector(options.subprotocols, options.auth.protocolPrefix,
       options.websocket.handleProtocols as Parameters<typeof protocolSelector>[2])
   }

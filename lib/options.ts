@@ -4,7 +4,7 @@
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
-import { normalizeOrigin } from './origin.js'
+import { normalizeOrigin, type OriginPolicy } from './origin.js'
 import type { UserType } from '@fastify/jwt'
 import type { RealtimeOptions } from '../types/options.js'
 import type { TokenSource } from '../types/auth.js'
@@ -23,6 +23,7 @@ const OptionsSchema = Type.Object({
     rate: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     burst: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     budget: Type.Optional(Type.Integer({ minimum: 1 })),
+    storeTimeout: Type.Optional(Type.Integer({ minimum: 1 })),
     // An instance: checked by its methods in resolveOptions.
     store: Type.Optional(Type.Unknown())
   }, { additionalProperties: false })])),
@@ -38,7 +39,7 @@ const OptionsSchema = Type.Object({
     // A function: checked by typeof in resolveOptions.
     userId: Type.Optional(Type.Unknown())
   }, { additionalProperties: false })),
-  origins: Type.Optional(Type.Array(Type.String())),
+  origins: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Literal('same-origin'), Type.Literal('*')])),
   missingOrigin: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
   subprotocols: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   connections: Type.Optional(Type.Object({
@@ -85,10 +86,11 @@ export const defaults = {
   /**
    * Message rate per connection: a token bucket of `burst` refilled at `rate` per second. Past it a
    * message gets `rate_limited`; `budget` such refusals (refilled one per second) and the socket closes
-   * with 4429. `store` counts limits shared between connections (lib/limits.ts).
+   * with 4429. `store` counts limits shared between connections (lib/limits.ts); each asynchronous store
+   * call gets `storeTimeout` ms before the failure policy applies (lib/timeout.ts).
    */
-  rateLimit: { rate: 50, burst: 100, budget: 20, store: null } as false |
-    Readonly<{ rate: number, burst: number, budget: number, store: RateLimitStore | null }>,
+  rateLimit: { rate: 50, burst: 100, budget: 20, storeTimeout: 1000, store: null } as false |
+    Readonly<{ rate: number, burst: number, budget: number, storeTimeout: number, store: RateLimitStore | null }>,
   /** Token sources, first-message auth and expiry (lib/auth.ts, lib/token.ts). */
   auth: {
     sources: ['header', 'protocol'] as readonly TokenSource[],
@@ -102,8 +104,11 @@ export const defaults = {
     forbiddenBudget: 5,
     userId: defaultUserId as (user: UserType) => string | number | undefined
   },
-  /** Allowed origins, serialized; null means no Origin check. */
-  origins: null as readonly string[] | null,
+  /**
+   * Allowed origins, serialized; by default the Origin's host must be the request's (same-origin), and
+   * '*' turns the check off (lib/origin.ts). Secure by default against cross-site WebSocket hijacking.
+   */
+  origins: 'same-origin' as OriginPolicy,
   /** Browsers always send Origin on a WebSocket handshake, so a request without one is not a browser page's. */
   missingOrigin: 'allow' as 'allow' | 'deny',
   /** Application subprotocols the server may select; a token entry never is. */
@@ -133,8 +138,10 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
   }
   const auth = Object.freeze({ ...defaults.auth, ...options.auth })
   if (typeof auth.userId !== 'function') throw new FRT_ERR_OPTIONS_INVALID('auth.userId', 'must be a function')
-  let origins: readonly string[] | null = null
-  if (options.origins !== undefined) {
+  let origins: OriginPolicy = defaults.origins
+  if (typeof options.origins === 'string') {
+    origins = options.origins
+  } else if (options.origins !== undefined) {
     origins = Object.freeze(options.origins.map((entry, i) => {
       const origin = normalizeOrigin(entry)
       if (origin === undefined) {
@@ -142,10 +149,11 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
       }
       return origin
     }))
-  } else if (auth.sources.includes('cookie')) {
+  }
+  if (origins === '*' && auth.sources.includes('cookie')) {
     // A browser sends cookies on a cross-site WebSocket handshake, so cookie
     // auth without an Origin check is open to cross-site WebSocket hijacking.
-    throw new FRT_ERR_OPTIONS_INVALID('origins', 'must be set when auth.sources includes "cookie"')
+    throw new FRT_ERR_OPTIONS_INVALID('origins', 'must not be "*" when auth.sources includes "cookie"')
   }
   const subprotocols = Object.freeze([...options.subprotocols ?? []])
   const bearer = subprotocols.find((protocol) => protocol.startsWith(auth.protocolPrefix))
@@ -167,7 +175,7 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
 function resolveRateLimit (options: RealtimeOptions): ResolvedOptions['rateLimit'] {
   if (options.rateLimit === false) return false
   const rateLimit = Object.freeze({ ...defaults.rateLimit as object, ...options.rateLimit } as
-    { rate: number, burst: number, budget: number, store: RateLimitStore | null })
+    { rate: number, burst: number, budget: number, storeTimeout: number, store: RateLimitStore | null })
   const store = rateLimit.store
   if (store !== null && typeof (store as unknown as Record<string, unknown>)?.take !== 'function') {
     throw new FRT_ERR_OPTIONS_INVALID('rateLimit.store', 'must have a take method')
@@ -208,4 +216,28 @@ function defaultUserId (user: UserType): string | number | undefined {
   const { sub, id } = (user ?? {}) as { sub?: unknown, id?: unknown }
   if (typeof sub === 'string' || typeof sub === 'number') return sub
   return typeof id === 'string' || typeof id === 'number' ? id : undefined
+}
+
+// ws server options fastify-realtime sets from its own plugin options: the same option under `websocket`
+// would be overwritten, so it is refused at register rather than silently ignored.
+const WS_OWNED = { maxPayload: 'maxPayload', perMessageDeflate: 'perMessageDeflate', closeTimeout: 'closeTimeout' } as const
+
+/**
+ * Options that would be silently ignored fail the register instead: a ws option under `websocket` that a
+ * plugin option sets, and, when the app registered @fastify/websocket itself (`ownServer` false), the
+ * plugin's ws-level options, which only apply to a server fastify-realtime registers.
+ */
+export function checkServerOptions (options: RealtimeOptions, ownServer: boolean): void {
+  const ws = (options.websocket ?? {}) as Record<string, unknown>
+  for (const [key, plugin] of Object.entries(WS_OWNED)) {
+    if (ws[key] !== undefined) {
+      throw new FRT_ERR_OPTIONS_INVALID(`websocket.${key}`, `is set by fastify-realtime's own option "${plugin}": use that instead`)
+    }
+  }
+  if (ownServer) return
+  for (const key of [...Object.keys(WS_OWNED), 'websocket'] as const) {
+    if ((options as Record<string, unknown>)[key] !== undefined) {
+      throw new FRT_ERR_OPTIONS_INVALID(key, 'has no effect: the app registered @fastify/websocket itself; set it in that registration\'s options')
+    }
+  }
 }

@@ -1,8 +1,11 @@
-// The Origin allow-list, checked before the upgrade. Browsers send Origin on
-// every WebSocket handshake and a page cannot forge it, so an exact match of
-// scheme, host and port stops cross-site WebSocket hijacking. Non-browser
-// clients may omit it (or send anything): `missingOrigin` says what a request
-// without one gets.
+// The Origin check, before the upgrade. Browsers send Origin on every
+// WebSocket handshake and a page cannot forge it, so checking it stops
+// cross-site WebSocket hijacking (a page on another site opening a socket with
+// the user's cookies or network position). By default the Origin's host must
+// be the request's own host (same-origin, as Phoenix's check_origin); an
+// allow-list matches scheme, host and port exactly; `'*'` turns the check off.
+// Non-browser clients may omit Origin (or send anything): `missingOrigin` says
+// what a request without one gets.
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { FRT_ERR_ORIGIN_FORBIDDEN } from './errors.js'
 
@@ -38,4 +41,36 @@ export function originGuard (allowed: readonly string[], missing: 'allow' | 'den
     if (origin === undefined ? missing === 'allow' : allow.has(origin)) return done()
     done(new FRT_ERR_ORIGIN_FORBIDDEN())
   }
+}
+
+/** The `origins` option resolved: an allow-list, same-origin (the default) or any origin (`'*'`). */
+export type OriginPolicy = readonly string[] | 'same-origin' | '*'
+
+/**
+ * An `onRequest` hook refusing cross-origin upgrades with HTTP 403: the Origin's `host[:port]` must equal
+ * the request's host (`request.host`: the Host header, or X-Forwarded-Host with Fastify's `trustProxy`).
+ */
+export function sameOriginGuard (missing: 'allow' | 'deny'): OriginHook {
+  return function checkSameOrigin (request, _reply, done) {
+    if (!request.ws) return done()
+    const origin = request.headers.origin
+    if (origin === undefined ? missing === 'allow' : hostOf(origin) === request.host.toLowerCase()) return done()
+    done(new FRT_ERR_ORIGIN_FORBIDDEN())
+  }
+}
+
+// The host[:port] of a serialized origin as browsers send it; undefined for `null` and anything unparsable.
+function hostOf (origin: string): string | undefined {
+  try {
+    const { host, origin: serialized } = new URL(origin)
+    return serialized === 'null' ? undefined : host
+  } catch {
+    return undefined
+  }
+}
+
+/** The Origin hook of a policy, or null for `'*'` (no check). */
+export function originHook (policy: OriginPolicy, missing: 'allow' | 'deny'): OriginHook | null {
+  if (policy === '*') return null
+  return policy === 'same-origin' ? sameOriginGuard(missing) : originGuard(policy, missing)
 }

@@ -16,7 +16,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import {
-  CloseCode, ErrorCode, MessageType, PONG, ProtocolError, parse, serializeAck, type InboundMessage, type WireError
+  CloseCode, ErrorCode, MessageType, ProtocolError, parse, serializePong, serializeAck, type InboundMessage, type WireError
 } from './protocol.js'
 import { RealtimeConnection } from './connection.js'
 import { spendBudget } from './limits.js'
@@ -109,7 +109,8 @@ export class Pipeline {
       }
     }
     if (msg.type === MessageType.Ping) {
-      conn.send(PONG)
+      // Carries the request id, if any: every message with an id gets a reply carrying it.
+      conn.send(serializePong(msg.id))
       return
     }
     // An in-band token refresh, on routes with auth; elsewhere unknown_type.
@@ -482,4 +483,9 @@ function toWireError (err: unknown): WireError {
     code: typeof code === 'string' ? code : 'refused',
     message: typeof message === 'string' ? message : 'Refused'
   }
+}
+
+/** The connection of an accepted socket (lib/socket-errors.ts logs with its id); undefined before accept. */
+export function connectionOf (socket: WebSocket): RealtimeConnection | undefined {
+  return (socket as Partial<PipelineSocket>)[kConnection]
 }

@@ -43,9 +43,11 @@ export class ProtocolError {
   }
 }
 
+// A numeric id past 2^53 - 1 has already lost digits in JSON.parse: echoing it back altered would make the
+// reply unmatchable, so it is refused (a client with bigger ids sends them as strings).
 function isValidId (id: unknown): id is string | number {
   return (typeof id === 'string' && id.length <= MAX_ID_LENGTH) ||
-    (typeof id === 'number' && Number.isFinite(id))
+    (typeof id === 'number' && Math.abs(id) <= Number.MAX_SAFE_INTEGER)
 }
 
 /**
@@ -72,12 +74,13 @@ export function parse (text: string): InboundMessage | ProtocolError {
   const msg = value as Record<string, unknown>
   const id = msg.id
   if (id !== undefined && !isValidId(id)) {
-    return new ProtocolError(ErrorCode.BadMessage, 'Message id must be a string (at most 128 characters) or a finite number')
+    return new ProtocolError(ErrorCode.BadMessage, 'Message id must be a string (at most 128 characters) or a number within the safe integer range (|id| < 2^53)')
   }
   if (typeof msg.type !== 'string' || msg.type.length === 0) {
     return new ProtocolError(ErrorCode.BadMessage, 'Message type must be a non-empty string', id)
   }
-  return { type: msg.type, data: msg.data, id, traceparent: validTraceparent(msg.traceparent) }
+  // A missing `data` is null (PROTOCOL.md), so a Type.Null() message needs no "data" field.
+  return { type: msg.type, data: msg.data === undefined ? null : msg.data, id, traceparent: validTraceparent(msg.traceparent) }
 }
 
 export function serializeEvent (type: string, data: unknown): string {
@@ -111,6 +114,11 @@ export function serializeError (error: WireError, id?: string | number): string 
 }
 
 export const PONG = serializeEvent(MessageType.Pong, undefined)
+
+/** The reply to a `ping` request: a pong carrying its id (every request's reply does). */
+export function serializePong (id: string | number | undefined): string {
+  return id === undefined ? PONG : JSON.stringify({ type: MessageType.Pong, id })
+}
 
 /** Cuts a close reason to the 123 bytes RFC 6455 allows, never splitting a character. */
 export function closeReason (reason: string): string {

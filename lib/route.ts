@@ -14,6 +14,7 @@ import { normalizeRouteAuth, type RouteAuthConfig } from './auth.js'
 import type { MessageAuthorize, RouteAuthorize } from './authorize.js'
 import type { ResolvedOptions } from './options.js'
 import type { RateLimitStore } from '../types/store.js'
+import type { RouteAuth } from '../types/auth.js'
 import type { Connection, RouteDefinition, SchemaMap } from '../types/route.js'
 
 const RESERVED = new Set<string>(Object.values(MessageType))
@@ -142,7 +143,8 @@ function compileSchema (path: string, what: string, schema: unknown): Validator 
  * Types a route definition kept in its own module, so that `app.realtime(path, chat)` and the test
  * client (`connect<typeof chat>`) share its message types. Returns the definition unchanged.
  */
-export function defineRoute<In extends SchemaMap, Emits extends SchemaMap = {}> (
-  definition: RouteDefinition<In, Emits>): RouteDefinition<In, Emits> {
+// A: the route's auth, so conn.user is typed by it (types/route.ts UserOf).
+export function defineRoute<In extends SchemaMap, Emits extends SchemaMap = {}, A extends RouteAuth | undefined = undefined> (
+  definition: RouteDefinition<In, Emits, A>): RouteDefinition<In, Emits, A> {
   return definition
 }

@@ -69,7 +69,9 @@ export function queryTokenStripper (param: string): (request: IncomingMessage) =
     // Node's server and injectWS always set url on a server-side request; `undefined` is only in the type.
     const url = request.url as string
     const q = url.indexOf('?')
-    if (q === -1 || !url.includes(marker, q)) return
+    // A name may come percent-encoded (`access%5Ftoken=`): URLSearchParams decodes names, so any `%` in
+    // the query takes the full parse; only a query with neither the marker nor a `%` is skipped cheaply.
+    if (q === -1 || (!url.includes(marker, q) && !url.includes('%', q))) return
     const params = new URLSearchParams(url.slice(q + 1))
     const token = params.get(param)
     if (token === null) return
@@ -101,4 +103,20 @@ export function protocolSelector (allowed: readonly string[], prefix: string, ow
     for (const protocol of protocols) if (allow.has(protocol)) return protocol
     return false
   }
+}
+
+// fast-jwt codes that mean the server could not get or use its key: not the
+// client's fault. Every other FAST_JWT_* code is about the token itself.
+const SERVER_KEY_FAULTS: ReadonlySet<string> = new Set(['FAST_JWT_KEY_FETCHING_ERROR', 'FAST_JWT_INVALID_OPTION', 'FAST_JWT_MISSING_KEY'])
+
+/**
+ * Whether a `jwtVerify` failure is the token's fault (401): @fastify/jwt maps only some fast-jwt codes to
+ * 401 and lets the others through as 500 (a token signed with an algorithm the app does not accept gets
+ * FAST_JWT_INVALID_ALGORITHM, malformed claims FAST_JWT_INVALID_CLAIM_TYPE, ...). Only a failing key
+ * provider (a JWKS fetch, a vault) or a broken key configuration is the server's.
+ */
+export function isTokenFault (err: unknown): boolean {
+  const { code, statusCode } = (err ?? {}) as { code?: unknown, statusCode?: unknown }
+  if (statusCode === 400 || statusCode === 401) return true
+  return typeof code === 'string' && code.startsWith('FAST_JWT_') && !SERVER_KEY_FAULTS.has(code)
 }

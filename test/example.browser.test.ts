@@ -18,8 +18,13 @@ t.test('browser tabs chat in rooms with a live presence list', async (t) => {
   })
   t.teardown(() => browser.close())
 
+  // Any console error or uncaught exception on any page fails the test (a pattern attribute Chromium
+  // compiles with the `v` flag and rejects only shows up there).
+  const consoleErrors: string[] = []
   async function open (name: string, room: string): Promise<Page> {
     const page = await browser.newPage()
+    page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()) })
+    page.on('pageerror', (err) => { consoleErrors.push(err.message) })
     await page.goto(url)
     await page.fill('#login input', name)
     await page.click('#login button')
@@ -52,4 +57,14 @@ t.test('browser tabs chat in rooms with a live presence list', async (t) => {
   await carol.fill('#say input', 'y'.repeat(600))
   await carol.click('#say button')
   t.match(await (await carol.waitForSelector('#log li.error')).textContent(), /invalid_data/)
+
+  // The room field's pattern is live: a bad name is caught by the form, a good one passes.
+  const validity = async (value: string) => carol.evaluate((v) => {
+    const input = document.querySelector('#room input') as HTMLInputElement
+    input.value = v
+    return input.checkValidity()
+  }, value)
+  t.equal(await validity('Bad Room!'), false, 'the pattern refuses a bad room name')
+  t.equal(await validity('kitchen-2'), true)
+  t.same(consoleErrors, [], 'no console errors on any page')
 })

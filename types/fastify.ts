@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { EmitsOf, RouteDefinition, SchemaMap } from './route.js'
 import type { Presence, RoomEmitter } from './rooms.js'
 import type { RealtimeInspect } from './observability.js'
+import type { RouteAuth } from './auth.js'
 
 /** Counters since the plugin was registered. */
 export interface RealtimeStats {
@@ -49,8 +50,8 @@ export interface RealtimeStats {
 /** `app.realtime`: declares routes when called, and carries the plugin's API. */
 export interface RealtimeDecorator {
   /** Declares a real-time route on this (encapsulated) instance; returns the instance. */
-  <In extends SchemaMap, Emits extends SchemaMap = {}>(
-    this: FastifyInstance, path: string, definition: RouteDefinition<In, Emits>): FastifyInstance
+  <In extends SchemaMap, Emits extends SchemaMap = {}, A extends RouteAuth | undefined = undefined>(
+    this: FastifyInstance, path: string, definition: RouteDefinition<In, Emits, A>): FastifyInstance
   /** A snapshot of the counters. */
   stats (): RealtimeStats
   /**

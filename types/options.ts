@@ -22,11 +22,13 @@ export interface RealtimeOptions {
   /** Token sources, first-message auth, expiry and per-message authorization (see the README's auth section). */
   auth?: AuthOptions
   /**
-   * Origin allow-list: exact `scheme://host[:port]` entries. An upgrade from another origin (or `null`) gets
-   * HTTP 403. Unset: no Origin check (required when `auth.sources` includes `cookie`).
+   * Which browser origins may open a socket; any other (or `null`) gets HTTP 403 before the upgrade.
+   * `'same-origin'` (default): the Origin's `host[:port]` must be the request's host (`request.host`, so set
+   * Fastify's `trustProxy` behind a proxy that rewrites Host). An array: exact `scheme://host[:port]` entries.
+   * `'*'`: any origin, no check (not allowed with cookie auth).
    */
-  origins?: string[]
-  /** What an upgrade without an Origin header gets when `origins` is set: `'allow'` (default) or `'deny'` (HTTP 403). */
+  origins?: string[] | 'same-origin' | '*'
+  /** What an upgrade without an Origin header (not a browser) gets: `'allow'` (default) or `'deny'` (HTTP 403). */
   missingOrigin?: 'allow' | 'deny'
   /** Application subprotocols the server may select (the first the client offers); a token entry never is. Default none. */
   subprotocols?: string[]
@@ -71,6 +73,11 @@ export interface RealtimeOptions {
     rate?: number
     burst?: number
     budget?: number
+    /**
+     * Milliseconds an asynchronous store call (Redis) may take before the failure policy applies: the message
+     * is let through, as when the store fails. Default 1000. A frame never waits on the store longer.
+     */
+    storeTimeout?: number
     store?: RateLimitStore
   }
   /** Prometheus metrics on the app's prom-client registry (prom-client is an optional peer dependency). Default off. */

@@ -9,14 +9,20 @@ import type { RouteAuth } from './auth.js'
 /** Message name to TypeBox schema, for one direction of a route. */
 export type SchemaMap = Record<string, TSchema>
 
-/** One client of a real-time route, as its handlers see it. */
-export interface Connection<Emits extends SchemaMap = SchemaMap> {
+/**
+ * What `conn.user` is on a route with auth mode `A`: on an auth route (any mode) handlers and `onOpen` only
+ * ever run for a verified user, so it is `UserType`; elsewhere it may be missing (issue 11).
+ */
+export type UserOf<A> = [A] extends [undefined | false] ? UserType | undefined : UserType
+
+/** One client of a real-time route, as its handlers see it. `User`: see {@link UserOf}. */
+export interface Connection<Emits extends SchemaMap = SchemaMap, User = UserType | undefined> {
   /** Unique id of this connection (a random UUID). */
   readonly id: string
   /** The upgrade request, after the route's Fastify hooks ran. */
   readonly request: FastifyRequest
-  /** The authenticated user (`request.user`, set by e.g. `request.jwtVerify()`), if any. */
-  readonly user: UserType | undefined
+  /** The authenticated user (`request.user`, set by e.g. `request.jwtVerify()`); always there on an auth route. */
+  readonly user: User
   /** Child of the request logger carrying `connId`. */
   readonly log: FastifyBaseLogger
   /** The underlying `ws` socket; prefer `emit` and `close`. */
@@ -49,33 +55,36 @@ export interface Connection<Emits extends SchemaMap = SchemaMap> {
 }
 
 /** Handles one client-to-server message; what it returns (or resolves) is the ack of a request. */
-export type MessageHandler<S extends TSchema, Emits extends SchemaMap> =
-  (conn: Connection<Emits>, data: Static<S>) => unknown
+export type MessageHandler<S extends TSchema, Emits extends SchemaMap, User = UserType | undefined> =
+  (conn: Connection<Emits, User>, data: Static<S>) => unknown
 
-export interface MessageDefinition<S extends TSchema, Emits extends SchemaMap> {
+export interface MessageDefinition<S extends TSchema, Emits extends SchemaMap, User = UserType | undefined> {
   /** The schema `data` must match; compiled once when the route is declared. */
   schema: S
-  handler: MessageHandler<S, Emits>
+  handler: MessageHandler<S, Emits, User>
   /**
    * Checked after the schema, before the handler (after the route's own `authorize`); may be async.
    * Only `true` lets the message through; anything else replies `forbidden`.
    */
-  authorize?: (conn: Connection<Emits>, data: Static<S>) => boolean | Promise<boolean>
+  authorize?: (conn: Connection<Emits, User>, data: Static<S>) => boolean | Promise<boolean>
   /** This message's own per-connection bucket (`rate`, `burst`) and its `cost` in the connection-wide one. */
   rateLimit?: MessageLimitOptions
 }
 
-/** A real-time route: any Fastify route option, plus its messages both ways. */
-export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap>
+/**
+ * A real-time route: any Fastify route option, plus its messages both ways. `A` is the route's `auth`,
+ * inferred from the definition: it types `conn.user` ({@link UserOf}).
+ */
+export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap, A extends RouteAuth | undefined = undefined>
   extends Omit<RouteShorthandOptions, 'websocket'> {
   /** Client-to-server messages: a schema and a handler each. */
-  messages: { [K in keyof In]: MessageDefinition<In[K], Emits> }
+  messages: { [K in keyof In]: MessageDefinition<In[K], Emits, UserOf<A>> }
   /** Server-to-client messages: a schema each. */
   emits?: Emits
   /** Called once the socket is open, before any message is dispatched to it. */
-  onOpen?: (conn: Connection<Emits>) => unknown
+  onOpen?: (conn: Connection<Emits, UserOf<A>>) => unknown
   /** Called once when the socket has closed. */
-  onClose?: (conn: Connection<Emits>, code: number, reason: string) => unknown
+  onClose?: (conn: Connection<Emits, UserOf<A>>, code: number, reason: string) => unknown
   /**
    * Lets clients send `room:join` / `room:leave`. `true`: any valid room; a function: called for every
    * join, resolving true to allow (a refusal replies `forbidden`). Default: off (`unknown_type`).
@@ -87,12 +96,12 @@ export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap>
    * Requires a token verified by @fastify/jwt: `'handshake'` (HTTP 401 before the upgrade), `'message'` (the
    * first frame must be `auth`), or `{ mode, query }` (`query: true` also reads `auth.queryParam`). Default: none.
    */
-  auth?: RouteAuth
+  auth?: A
   /**
    * Checked for every valid message before its handler; may be async. Only `true` lets it through; anything
    * else replies `forbidden`, and more than `auth.forbiddenBudget` refusals close the socket with 4403.
    */
-  authorize?: (conn: Connection<Emits>, type: keyof In & string, data: unknown) => boolean | Promise<boolean>
+  authorize?: (conn: Connection<Emits, UserOf<A>>, type: keyof In & string, data: unknown) => boolean | Promise<boolean>
   /**
    * This route's message limits: `rate`/`burst` override the plugin's per-connection bucket; `shared`
    * adds a bucket shared by every connection with the same key (through the store). Ignored when the
@@ -102,6 +111,10 @@ export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap>
 }
 
 /** The client-to-server schemas of a route definition. */
-export type InboundOf<R> = R extends RouteDefinition<infer In, any> ? In : never
+// `infer _A` (not `any`): with `any` the auth-typed handlers would not match. eslint: it is only a pattern.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars
+export type InboundOf<R> = R extends RouteDefinition<infer In, any, infer _A> ? In : never
 /** The server-to-client schemas of a route definition. */
-export type EmitsOf<R> = R extends RouteDefinition<any, infer E> ? E : never
+// `infer _A` (not `any`): with `any` the auth-typed handlers would not match. eslint: it is only a pattern.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars
+export type EmitsOf<R> = R extends RouteDefinition<any, infer E, infer _A> ? E : never

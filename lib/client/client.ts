@@ -450,13 +450,12 @@ export class RealtimeClient<R = unknown> {
     this.#everOpen = true
     this.#openedAt = Date.now()
     this.#unauthorized = 0
-    this.#setState('open')
-    // Flushed after the state change: a listener of `open` may send, and must come after the queue.
-    const queued = this.#outbox.splice(0)
-    for (const item of queued) {
+    // Flushed before the state changes: a `state` or `open` listener may send, and must come after the queue.
+    for (const item of this.#outbox.splice(0)) {
       if (typeof item === 'string') ws.send(item)
       else this.#write(item)
     }
+    this.#setState('open')
     this.events.emit('open', { recovered })
   }
 

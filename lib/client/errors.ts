@@ -1,5 +1,7 @@
 // The one error class of the client: a server's error reply or a client-side
 // failure (timeout, abort, lost connection), with a code the app can switch on.
+// Not made with @fastify/error like the server's: the client has no dependencies,
+// and its codes are the wire's (`invalid_data`), not FRT_ERR_* codes.
 import type { ErrorCode } from '../wire.js'
 
 /** Codes the client itself gives to failures that never reached a server reply. */

@@ -74,6 +74,8 @@ function invalid (field: string, rule: string): never {
 }
 
 export class RedisStore implements RateLimitStore {
+  /** The caller's client (never closed by the store); its 'error' event is watched when nobody else does (lib/redis-errors.ts). */
+  readonly client: RedisStoreClient
   readonly #take: TakeTokens
   readonly #prefix: string
 
@@ -92,6 +94,7 @@ export class RedisStore implements RateLimitStore {
     }
     this.#take = (commands[COMMAND] as TakeTokens).bind(client)
     this.#prefix = prefix
+    this.client = client
   }
 
   take (key: string, rate: number, burst: number, cost = 1): Promise<RateLimitResult> {

@@ -83,10 +83,6 @@ export async function startServer (t: { teardown: (fn: () => unknown) => void },
     const app = Fastify()
     await app.register(jwt, { secret: SECRET, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
     await app.register(realtime, { subprotocols: ['chat.v1'], rateLimit: false, heartbeat: false, shutdownGrace: 200, ...options.plugin })
-    app.addHook('preHandler', async (request) => {
-      const body = (request.query as { user?: string }).user
-      if (body !== undefined) Object.assign(request, { user: { sub: body } })
-    })
     const seen = server.seen
     app.realtime('/chat', {
       ...chat,

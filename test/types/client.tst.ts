@@ -1,9 +1,9 @@
 import { expect, test } from 'tstyche'
 import Type from 'typebox'
-import { defineRoute, type RouteDefinition } from '../index.js'
+import { defineRoute, type RouteDefinition } from '../../index.js'
 import {
   createClient, RealtimeError, type ConnectionState, type GapEvent, type KnownErrorCode, type RealtimeClient
-} from '../lib/client/index.js'
+} from '../../lib/client/index.js'
 
 const chat = defineRoute({
   joinable: true,
