@@ -15,6 +15,7 @@ import { Pipeline, closeOnAuthDeadline } from './lib/pipeline.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
+import { Observability } from './lib/observability.js'
 import { socketErrorHandler } from './lib/socket-errors.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
@@ -28,6 +29,7 @@ export * from './types/adapter.js'
 export * from './types/auth.js'
 export * from './types/limits.js'
 export * from './types/store.js'
+export * from './types/observability.js'
 export { MemoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisStoreClient } from './lib/stores/redis.js'
 export { MemoryAdapter, MemoryBus } from './lib/adapters/memory.js'
@@ -35,6 +37,7 @@ export { RedisAdapter, type RedisAdapterOptions, type RedisAdapterClient } from 
 export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
 export { defineRoute } from './lib/route.js'
+export { MESSAGE_CHANNEL, type MessageContext } from './lib/tracing.js'
 export { socketErrorHandler } from './lib/socket-errors.js'
 
 // Fastify's own register options reach the plugin too; they are not ours to check.
@@ -53,6 +56,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
   const handshake = new Handshake(options, auth)
+  // Metrics, the admin page, inspection and the AsyncAPI document (lib/observability.ts).
+  const obs = await Observability.create(hub, options, ownOptions)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
   // One warning per Redis outage instead of ioredis's "Unhandled error event" (lib/redis-errors.ts).
@@ -94,8 +99,11 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   handshake.attach(fastify, ownServer)
 
   const realtime = function (this: FastifyInstance, path: string, definition: RouteDefinition<SchemaMap, SchemaMap>) {
-    const route = compileRoute(path, definition, options, hub.rateLimitStore)
-    const pipeline = new Pipeline(route, hub, auth, options)
+    // The full URL (with the plugin prefix) names the route in metrics, inspection and the AsyncAPI document.
+    const url = this.prefix + path
+    const route = compileRoute(url, definition, options, hub.rateLimitStore)
+    const pipeline = new Pipeline(route, hub, auth, options, obs.recorder)
+    obs.declare(url, definition)
     this.route({
       ...handshake.guard(this, path, route.auth, route.fastifyOptions),
       method: 'GET',
@@ -116,8 +124,12 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   }
   realtime.to = (room: string) => hub.rooms.to(room, null)
   realtime.presence = async (room: string) => hub.rooms.presenceEverywhere(room)
+  realtime.asyncapi = () => obs.asyncapi()
+  realtime.inspect = obs.inspect
 
   fastify.decorate('realtime', realtime)
+  // The document's route and the admin page, once app.realtime exists.
+  obs.routesOn(fastify)
 }
 
 async function notAnUpgrade (): Promise<never> {

@@ -14,10 +14,14 @@ import type { Connection } from '../types/route.js'
 import { limitKey, rateLimited, type ConnectionLimits } from './limits.js'
 import { Frame, writeFrame } from './frames.js'
 import type { ResolvedOptions } from './options.js'
+import type { InboundMessage } from './protocol.js'
+import type { RecordedRoute, Recorder } from './recorder.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
 const NO_ROOMS: ReadonlySet<string> = new Set()
+// Connections in order of arrival: the inspection API's cursor (lib/inspect.ts).
+let serials = 0
 
 // @fastify/websocket leaves the bytes read past the upgrade request (ws has
 // consumed them by now) on the raw request under its private `ws-head` symbol,
@@ -50,8 +54,18 @@ export class RealtimeConnection implements Connection {
   auth: ConnectionAuth | null = null
   /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it. Written by lib/backpressure.ts. */
   slowSince = 0
-  /** The route's declared emits (lib/route.ts). */
-  readonly #emits: EmitChecker
+  /** When the socket opened (ms since epoch) and its order of arrival, for lib/inspect.ts. */
+  readonly openedAt = Date.now()
+  readonly serial = ++serials
+  /** The route's declared emits and its full URL (lib/route.ts). */
+  readonly #emits: EmitChecker & RecordedRoute
+  /** Metrics and the admin page (lib/recorder.ts); null when both are off. */
+  readonly #recorder: Recorder | null
+  // The message whose handler is running (see handlerStart), so its log lines carry msgId.
+  #message: InboundMessage | null = null
+  #handling = 0
+  #messageLog: FastifyBaseLogger | null = null
+  #messageLogFor: InboundMessage | null = null
   readonly #hub: Hub
   readonly #userId: ResolvedOptions['auth']['userId']
   // Made on first use: most connections never need an id, a logger or a room
@@ -60,13 +74,14 @@ export class RealtimeConnection implements Connection {
   #log: FastifyBaseLogger | null = null
   #joined: Set<string> | null = null
 
-  constructor (socket: WebSocket, request: FastifyRequest, hub: Hub, emits: EmitChecker, announcesPresence: boolean,
-    userId: ResolvedOptions['auth']['userId']) {
+  constructor (socket: WebSocket, request: FastifyRequest, hub: Hub, emits: EmitChecker & RecordedRoute, announcesPresence: boolean,
+    userId: ResolvedOptions['auth']['userId'], recorder: Recorder | null) {
     this.socket = socket
     this.request = request
     this.#hub = hub
     this.#emits = emits
     this.#userId = userId
+    this.#recorder = recorder
     this.backpressure = hub.backpressure
     this.announcesPresence = announcesPresence
     releaseUpgradeHead(request.raw)
@@ -78,9 +93,52 @@ export class RealtimeConnection implements Connection {
     return this.#id
   }
 
+  /** The route's full URL (plugin prefix included). */
+  get path (): string {
+    return this.#emits.path
+  }
+
   get log (): FastifyBaseLogger {
     this.#log ??= this.request.log.child({ connId: this.id })
-    return this.#log
+    const msg = this.#message
+    if (msg === null || msg.id === undefined) return this.#log
+    // A child per message only when its handler logs, kept for the rest of that message.
+    if (this.#messageLogFor !== msg) {
+      this.#messageLog = this.#log.child({ msgId: msg.id })
+      this.#messageLogFor = msg
+    }
+    return this.#messageLog as FastifyBaseLogger
+  }
+
+  /**
+   * lib/pipeline.ts is about to run msg's handler: until it returns, `log` carries msgId. Returns what to give
+   * handlerReturned. No allocation: a field write and a count.
+   */
+  handlerStart (msg: InboundMessage): InboundMessage | null {
+    this.#handling++
+    const previous = this.#message
+    this.#message = msg
+    return previous
+  }
+
+  /**
+   * The handler returned. A pending one keeps msgId on its later lines (after an await) while it is the only
+   * handler in flight on the connection; when handlers overlap, which one logs is unknowable without async
+   * context, so their later lines carry connId only: never another message's id.
+   */
+  handlerReturned (previous: InboundMessage | null, pending: boolean): void {
+    if (!pending) {
+      this.#handling--
+      this.#message = previous
+    } else if (this.#handling > 1) {
+      this.#message = null
+    }
+  }
+
+  /** A pending handler settled. */
+  handlerSettled (msg: InboundMessage): void {
+    this.#handling--
+    if (this.#message === msg) this.#message = null
   }
 
   /** The rooms joined, written only by lib/rooms.ts; exposed read-only as `rooms`. */
@@ -99,6 +157,7 @@ export class RealtimeConnection implements Connection {
 
   emit (type: string, data: unknown): void {
     this.#emits.checkEmit(type, data)
+    this.#recorder?.messageOut(this.#emits, type)
     this.send(serializeEvent(type, data))
   }
 
@@ -132,10 +191,12 @@ export class RealtimeConnection implements Connection {
   }
 
   ack (id: string | number, data: unknown): void {
+    this.#recorder?.messageOut(this.#emits, 'ack')
     this.send(serializeAck(id, data))
   }
 
   error (error: WireError, id?: string | number): void {
+    this.#recorder?.messageOut(this.#emits, 'error')
     this.send(serializeError(error, id))
   }
 

@@ -78,6 +78,9 @@ export const FRT_ERR_ADAPTER_REDIS = createError(
 export const FRT_ERR_ROUTE_UPGRADE_REQUIRED = createError(
   'FRT_ERR_ROUTE_UPGRADE_REQUIRED', 'This route only accepts WebSocket upgrades', 426)
 
+export const FRT_ERR_INSPECT_QUERY = createError(
+  'FRT_ERR_INSPECT_QUERY', 'Invalid inspect query: %s %s', 400, TypeError)
+
 export const FRT_ERR_HISTORY_INVALID = createError(
   'FRT_ERR_HISTORY_INVALID', 'Invalid history store: %s', 500, TypeError)
 

@@ -59,7 +59,11 @@ const OptionsSchema = Type.Object({
     hardLimit: Type.Optional(Type.Integer({ minimum: 1 }))
   }, { additionalProperties: false })])),
   // An instance: checked by its methods in resolveOptions.
-  adapter: Type.Optional(Type.Unknown())
+  adapter: Type.Optional(Type.Unknown()),
+  // Checked by lib/metrics.ts, lib/admin.ts and lib/observability.ts.
+  metrics: Type.Optional(Type.Unknown()),
+  asyncapi: Type.Optional(Type.Unknown()),
+  admin: Type.Optional(Type.Unknown())
 }, { additionalProperties: false })
 
 const checkOptions = Compile(OptionsSchema)

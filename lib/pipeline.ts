@@ -28,6 +28,8 @@ import type { CompiledMessage, CompiledRoute } from './route.js'
 import type { Hub } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import type { RateLimitResult } from '../types/store.js'
+import type { Recorder } from './recorder.js'
+import { invokeObserved, traced } from './tracing.js'
 
 // How many schema violations an invalid_data reply lists.
 const MAX_DETAILS = 10
@@ -42,18 +44,23 @@ export class Pipeline {
   readonly #hub: Hub
   readonly #auth: Auth
   readonly #options: ResolvedOptions
+  /** Metrics and the admin page (lib/recorder.ts); null when both are off: one null check per point. */
+  readonly #recorder: Recorder | null
+  readonly #failed = (conn: RealtimeConnection, err: unknown, msg: InboundMessage): void => this.#handlerError(conn, err, msg)
 
-  constructor (route: CompiledRoute, hub: Hub, auth: Auth, options: ResolvedOptions) {
+  constructor (route: CompiledRoute, hub: Hub, auth: Auth, options: ResolvedOptions, recorder: Recorder | null) {
     this.#route = route
     this.#hub = hub
     this.#auth = auth
     this.#options = options
+    this.#recorder = recorder
   }
 
   /** The `wsHandler` given to @fastify/websocket for the route. */
   readonly accept = (socket: WebSocket, request: FastifyRequest): void => {
     const route = this.#route
-    const conn = new RealtimeConnection(socket, request, this.#hub, route, route.presence, this.#options.auth.userId)
+    const conn = new RealtimeConnection(socket, request, this.#hub, route, route.presence, this.#options.auth.userId, this.#recorder)
+    this.#recorder?.opened(route)
     const tagged = socket as PipelineSocket
     tagged[kConnection] = conn
     tagged[kPipeline] = this
@@ -91,6 +98,7 @@ export class Pipeline {
       this.#protocolError(conn, msg, msg.id)
       return
     }
+    this.#recorder?.messageIn(route, msg.type)
     // Every frame counts, pings included; parsed first so a refusal carries the request id.
     const limiter = route.limiter
     if (limiter !== null) {
@@ -136,6 +144,7 @@ export class Pipeline {
   /** The socket closed: unregister, run onClose, then leave every room. */
   closed (conn: RealtimeConnection, code: number, reason: Buffer): void {
     this.#hub.delete(conn)
+    this.#recorder?.closed(this.#route, code)
     this.#auth.closed(conn)
     conn.pending = null
     const { onClose } = this.#route
@@ -356,20 +365,30 @@ export class Pipeline {
 
   /** Runs the handler; what it returns (or resolves) is the ack of a request. */
   #invoke (conn: RealtimeConnection, message: CompiledMessage, msg: InboundMessage): void {
+    // With metrics on or a tracing subscriber, the observed twin of this method (lib/tracing.ts).
+    if (this.#recorder !== null || traced()) {
+      invokeObserved(this.#route, this.#recorder, conn, message.handler, msg, this.#failed)
+      return
+    }
+    // handlerStart/Returned/Settled: the handler's log lines carry msgId (lib/connection.ts).
+    const previous = conn.handlerStart(msg)
     let result: unknown
     try {
       result = message.handler(conn, msg.data)
     } catch (err) {
+      conn.handlerReturned(previous, false)
       this.#handlerError(conn, err, msg)
       return
     }
     if (isThenable(result)) {
+      conn.handlerReturned(previous, true)
       result.then(
-        (value) => { if (msg.id !== undefined) conn.ack(msg.id, value) },
-        (err: unknown) => this.#handlerError(conn, err, msg)
+        (value) => { conn.handlerSettled(msg); if (msg.id !== undefined) conn.ack(msg.id, value) },
+        (err: unknown) => { conn.handlerSettled(msg); this.#handlerError(conn, err, msg) }
       )
-    } else if (msg.id !== undefined) {
-      conn.ack(msg.id, result)
+    } else {
+      conn.handlerReturned(previous, false)
+      if (msg.id !== undefined) conn.ack(msg.id, result)
     }
   }
 
@@ -382,6 +401,7 @@ export class Pipeline {
 
   #protocolError (conn: RealtimeConnection, error: WireError, id: string | number | undefined): void {
     this.#hub.counters.protocolErrors++
+    this.#recorder?.error(this.#route, error.code)
     conn.error({ code: error.code, message: error.message, details: error.details }, id)
     if (++conn.protocolErrors > this.#options.errorBudget) {
       conn.close(CloseCode.BadRequest, 'Too many invalid messages')
@@ -391,10 +411,11 @@ export class Pipeline {
   #handlerError (conn: RealtimeConnection, err: unknown, msg: InboundMessage): void {
     this.#hub.counters.handlerErrors++
     const wire = toWireError(err)
+    this.#recorder?.error(this.#route, wire.code)
     if (wire.code === ErrorCode.Internal) {
-      conn.log.error({ err, type: msg.type }, 'real-time handler failed')
+      conn.log.error({ err, type: msg.type, msgId: msg.id }, 'real-time handler failed')
     } else {
-      conn.log.info({ err, type: msg.type }, 'real-time handler refused a message')
+      conn.log.info({ err, type: msg.type, msgId: msg.id }, 'real-time handler refused a message')
     }
     conn.error(wire, msg.id)
   }

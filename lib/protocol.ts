@@ -2,6 +2,7 @@
 // are in lib/wire.ts; PROTOCOL.md is the prose of both.
 import sjson from 'secure-json-parse'
 import { ErrorCode, MessageType } from './wire.js'
+import { validTraceparent } from './traceparent.js'
 
 // The constants live in lib/wire.ts (no imports, shared with the client).
 export { Backoff, CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION, ProtocolPrefix, RetryPolicy, type RetryAction } from './wire.js'
@@ -18,6 +19,8 @@ export interface InboundMessage {
   type: string
   data: unknown
   id: string | number | undefined
+  /** A valid W3C trace context from the envelope (lib/traceparent.ts); an invalid one is ignored. */
+  traceparent?: string | undefined
 }
 
 export interface WireError {
@@ -77,7 +80,7 @@ export function parse (text: string): InboundMessage | ProtocolError {
     return new ProtocolError(ErrorCode.BadMessage, 'Message type must be a non-empty string', id)
   }
   // A missing `data` is null (PROTOCOL.md), so a Type.Null() message needs no "data" field.
-  return { type: msg.type, data: msg.data === undefined ? null : msg.data, id }
+  return { type: msg.type, data: msg.data === undefined ? null : msg.data, id, traceparent: validTraceparent(msg.traceparent) }
 }
 
 export function serializeEvent (type: string, data: unknown): string {

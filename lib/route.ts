@@ -31,6 +31,8 @@ export type JoinCheck = (conn: Connection, room: string) => unknown
 export interface CompiledRoute extends EmitChecker {
   readonly path: string
   readonly messages: ReadonlyMap<string, CompiledMessage>
+  /** The declared emit types (metrics label them; lib/recorder.ts). */
+  readonly emits: ReadonlySet<string>
   readonly onOpen: ((conn: Connection) => unknown) | undefined
   readonly onClose: ((conn: Connection, code: number, reason: string) => unknown) | undefined
   readonly authorize: RouteAuthorize | undefined
@@ -104,6 +106,7 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
   return Object.freeze({
     path,
     messages: compiled,
+    emits: new Set(emitValidators.keys()),
     onOpen: onOpen as CompiledRoute['onOpen'],
     onClose: onClose as CompiledRoute['onClose'],
     authorize: definition.authorize as RouteAuthorize | undefined,

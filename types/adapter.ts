@@ -25,6 +25,14 @@ export interface FanoutStats {
   adapterDropped: number
   /** Messages received from the backend that were not valid envelopes, dropped. */
   adapterInvalid: number
+  /** Broadcasts the backend accepted (`RedisAdapter`; an adapter without it leaves it out). */
+  adapterPublishes?: number
+  /** Seconds those publishes waited for the backend, summed: the mean publish latency is this over `adapterPublishes`. */
+  adapterPublishSeconds?: number
+  /** Broadcasts the backend refused or that failed on the way (each is also in `adapterErrors`). */
+  adapterPublishFailures?: number
+  /** Times the adapter made its subscriptions again after its subscriber connection came back. */
+  adapterResubscribes?: number
 }
 
 /**

@@ -3,6 +3,7 @@ import type { RateLimitResult } from './store.js'
 import type { FastifyInstance } from 'fastify'
 import type { EmitsOf, RouteDefinition, SchemaMap } from './route.js'
 import type { Presence, RoomEmitter } from './rooms.js'
+import type { RealtimeInspect } from './observability.js'
 import type { RouteAuth } from './auth.js'
 
 /** Counters since the plugin was registered. */
@@ -37,6 +38,13 @@ export interface RealtimeStats {
   adapterDropped: number
   /** Messages on the backend's channels that were not valid envelopes, dropped. */
   adapterInvalid: number
+  /** With `RedisAdapter`: broadcasts Redis accepted, and the seconds they waited for it, summed. */
+  adapterPublishes?: number
+  adapterPublishSeconds?: number
+  /** With `RedisAdapter`: broadcasts Redis refused or that failed on the way (also in `adapterErrors`). */
+  adapterPublishFailures?: number
+  /** With `RedisAdapter`: subscriptions made again after its subscriber connection came back. */
+  adapterResubscribes?: number
 }
 
 /** `app.realtime`: declares routes when called, and carries the plugin's API. */
@@ -69,6 +77,10 @@ export interface RealtimeDecorator {
    * The id is what `auth.userId` returns (default `sub`, else `id`), compared as a string.
    */
   disconnectUser (id: string | number, reason?: string): number
+  /** The AsyncAPI 3.0 document of the real-time routes declared so far (the `asyncapi` option sets its info). */
+  asyncapi (): Record<string, unknown>
+  /** This instance's connections and rooms, a bounded page at a time. */
+  inspect: RealtimeInspect
 }
 
 declare module 'fastify' {

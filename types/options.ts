@@ -1,6 +1,7 @@
 import type { RateLimitStore } from './store.js'
 import type { AuthOptions, ConnectionCapsOptions } from './auth.js'
 import type { FanoutAdapter } from './adapter.js'
+import type { AdminOptions, AsyncApiOptions, MetricsOptions } from './observability.js'
 
 /** Options of `app.register(realtime, options)`. Every field is optional. */
 export interface RealtimeOptions {
@@ -79,4 +80,10 @@ export interface RealtimeOptions {
     storeTimeout?: number
     store?: RateLimitStore
   }
+  /** Prometheus metrics on the app's prom-client registry (prom-client is an optional peer dependency). Default off. */
+  metrics?: MetricsOptions
+  /** The AsyncAPI document's info, and the path serving it (`app.realtime.asyncapi()` works without). */
+  asyncapi?: AsyncApiOptions
+  /** The built-in admin page at a path the app chooses, behind the app's own hook. Default off. */
+  admin?: AdminOptions
 }

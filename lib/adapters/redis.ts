@@ -102,7 +102,18 @@ export class RedisAdapter implements FanoutAdapter {
   readonly id = instanceId()
   readonly client: RedisAdapterClient
   readonly options: Readonly<Required<Omit<RedisAdapterOptions, 'client'>>>
-  readonly #counters: FanoutStats = { adapterErrors: 0, adapterDropped: 0, adapterInvalid: 0 }
+  readonly #counters: Required<FanoutStats> = {
+    adapterErrors: 0,
+    adapterDropped: 0,
+    adapterInvalid: 0,
+    adapterPublishes: 0,
+    adapterPublishSeconds: 0,
+    adapterPublishFailures: 0,
+    adapterResubscribes: 0
+  }
+
+  /** Whether the subscriber was ready once: a later 'ready' is a resubscription. */
+  #wasReady = false
   readonly #origin = Buffer.from(this.id)
   readonly #publish: Publish
   readonly #presenceWrite: PresenceWrite
@@ -348,13 +359,17 @@ export class RedisAdapter implements FanoutAdapter {
     this.#waiting.push(pending)
     if (this.#timer === null) this.#arm(this.options.publishTimeout)
     this.#inFlight++
+    const began = performance.now()
     this.#publish(prefix + ':seq', prefix, header, head, tail, ttl, this.#sharded, skipped).then((seq) => {
       this.#inFlight--
+      this.#counters.adapterPublishes++
+      this.#counters.adapterPublishSeconds += (performance.now() - began) / 1000
       this.#ok()
       pending.seq = seq
       if (!pending.echo) this.#settle(pending, seq)
     }, (err: Error) => {
       this.#inFlight--
+      this.#counters.adapterPublishFailures++
       this.#fail(err)
       pending.failed = true
       if (ttl !== '0') this.#skip(room, skipped + 1)
@@ -453,6 +468,8 @@ export class RedisAdapter implements FanoutAdapter {
   #resubscribe (): void {
     const subscriber = this.#subscriber as Subscriber
     if (this.client.isCluster === true) return
+    if (this.#wasReady) this.#counters.adapterResubscribes++
+    this.#wasReady = true
     const channels = [this.#control, ...this.#channels.keys()]
     const rooms = [...this.#rooms.keys()]
     this.#resubscribed = (this.options.sharded
