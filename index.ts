@@ -13,6 +13,11 @@ import { Pipeline, closeOnAuthDeadline } from './lib/pipeline.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
+import { MemoryHistory } from './lib/history/memory.js'
+import { MemorySessions } from './lib/sessions/memory.js'
+import { Drain } from './lib/drain.js'
+import type { RoomHistory } from './lib/rooms.js'
+import type { ResolvedOptions } from './lib/options.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -25,6 +30,12 @@ export * from './types/adapter.js'
 export * from './types/auth.js'
 export * from './types/limits.js'
 export * from './types/store.js'
+export * from './types/history.js'
+export * from './types/session.js'
+export { MemoryHistory, type MemoryHistoryOptions } from './lib/history/memory.js'
+export { RedisHistory, type RedisHistoryOptions } from './lib/history/redis.js'
+export { MemorySessions, type MemorySessionsOptions } from './lib/sessions/memory.js'
+export { RedisSessions, type RedisSessionsOptions, type RedisSessionsClient } from './lib/sessions/redis.js'
 export { MemoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisStoreClient } from './lib/stores/redis.js'
 export { MemoryAdapter, MemoryBus } from './lib/adapters/memory.js'
@@ -43,20 +54,39 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   // The default store is ours to close; a store the app passed in is not.
   const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
   const store = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
-  const hub = new Hub(options, fastify.log, store)
-  const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
+  const { history, ownHistory } = roomHistory(options)
+  // Stores we made are ours to close; stores the app passed in are not.
+  const ownSessions = options.sessions !== false && options.sessions.store === null ? new MemorySessions() : null
+  const sessionStore = options.sessions === false ? null : options.sessions.store ?? ownSessions
+  const hub = new Hub(options, fastify.log, store, history, sessionStore)
+  const drain = new Drain(hub, options)
+  const shutdown = async (): Promise<void> => {
+    if (options.drain !== false) await drain.run(options.drain)
+    await hub.shutdown(options.shutdownGrace)
+  }
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
   const handshake = new Handshake(options, auth)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
-  await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
+  await hub.rooms.adapter.attach?.({
+    log: fastify.log,
+    disconnectUser: (id, reason) => auth.disconnectUser(id, reason),
+    sessionResumed: (connId) => hub.sessions?.resumedElsewhere(connId)
+  })
   const ownServer = !fastify.hasDecorator('websocketServer')
-  fastify.addHook('onReady', async () => heartbeat?.start())
+  fastify.addHook('onReady', async () => {
+    heartbeat?.start()
+    hub.sessions?.start()
+  })
   fastify.addHook('onClose', async () => {
     heartbeat?.stop()
+    hub.sessions?.stop()
     ownStore?.close()
+    ownHistory?.close()
+    ownSessions?.close()
     await hub.rooms.close()
   })
+  fastify.addHook('onRequest', drain.refuse)
 
   if (ownServer) {
     await fastify.register(websocket, {
@@ -103,8 +133,22 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   }
   realtime.to = (room: string) => hub.rooms.to(room, null)
   realtime.presence = async (room: string) => hub.rooms.presenceEverywhere(room)
+  realtime.drain = async (drainOptions?: { spread?: number, batch?: number }) => drain.run(drain.resolve(drainOptions))
 
   fastify.decorate('realtime', realtime)
+}
+
+/** The rooms' history: the app's store, else the adapter's (RedisAdapter with `history`), else one of ours. */
+function roomHistory (options: ResolvedOptions): { history: RoomHistory | null, ownHistory: MemoryHistory | null } {
+  if (options.history === false) return { history: null, ownHistory: null }
+  const adapterHistory = options.history.store === null ? options.adapter?.history : undefined
+  const ownHistory = options.history.store === null && adapterHistory === undefined ? new MemoryHistory() : null
+  const store = options.history.store ?? adapterHistory ?? ownHistory as MemoryHistory
+  const { rooms, replay, hold } = options.history
+  return {
+    history: { store, rooms, replay, hold, byAdapter: adapterHistory !== undefined && typeof options.adapter?.sequence === 'function' },
+    ownHistory
+  }
 }
 
 async function notAnUpgrade (): Promise<never> {

@@ -67,6 +67,25 @@ export class Catchup {
     return true
   }
 
+  /** Hands back the held messages numbered after `seq` (and the unnumbered ones), in order, and holds nothing more. */
+  drainAfter (seq: number): Buffer[] {
+    const out: Buffer[] = []
+    for (let i = 0; i < this.#frames.length; i++) {
+      if (this.#seqs[i] === 0 || this.#seqs[i] > seq) out.push(this.#frames[i])
+    }
+    this.drain()
+    return out
+  }
+
+  /** Hands back every held message as it came, and holds nothing more: the catch-up is given up. */
+  drain (): Buffer[] {
+    const frames = this.#frames
+    this.#seqs = []
+    this.#frames = []
+    this.#bytes = 0
+    return frames
+  }
+
   /**
    * Merges one history read: `frames` are the messages after the current position up to `seq`, in order
    * (a recovered `HistoryStore.since`). Returns what to send now.

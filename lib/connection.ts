@@ -13,7 +13,9 @@ import type { Backpressure } from './backpressure.js'
 import type { Connection } from '../types/route.js'
 import { limitKey, rateLimited, type ConnectionLimits } from './limits.js'
 import { Frame, writeFrame } from './frames.js'
-import type { ResolvedOptions } from './options.js'
+import { userKey, type ResolvedOptions } from './options.js'
+import type { Catchup } from './catchup.js'
+import type { SessionLink } from './session.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
@@ -50,6 +52,14 @@ export class RealtimeConnection implements Connection {
   auth: ConnectionAuth | null = null
   /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it. Written by lib/backpressure.ts. */
   slowSince = 0
+  /** The application's state; on a route with sessions, what `keep` returns of it comes back on resume. */
+  data: unknown = null
+  /** Resumed a previous session (set before onOpen by lib/recovery.ts). */
+  recovered = false
+  /** Live room messages held while a replay is read (lib/recovery.ts, lib/rooms.ts); null almost always. */
+  catchups: Map<string, Catchup> | null = null
+  /** The connection's session (lib/session.ts); null on a route without sessions. */
+  session: SessionLink | null = null
   /** The route's declared emits (lib/route.ts). */
   readonly #emits: EmitChecker
   readonly #hub: Hub
@@ -78,6 +88,17 @@ export class RealtimeConnection implements Connection {
     return this.#id
   }
 
+  /** Takes the id of the session this connection resumed (lib/recovery.ts, before onOpen). */
+  adopt (id: string): void {
+    this.#id = id
+    this.#log = null
+  }
+
+  /** The user as a string key (`auth.userId`), null when anonymous: what a session is bound to. */
+  get userKey (): string | null {
+    return userKey(this.#userId, this.user) ?? null
+  }
+
   get log (): FastifyBaseLogger {
     this.#log ??= this.request.log.child({ connId: this.id })
     return this.#log
@@ -102,9 +123,15 @@ export class RealtimeConnection implements Connection {
     this.send(serializeEvent(type, data))
   }
 
-  /** Sends an already-serialized message; dropped silently once the socket is closing. */
+  /**
+   * Sends an already-serialized message; dropped silently once the socket is closing, or, while a session
+   * waits for its client, kept for it (bounded).
+   */
   send (message: string | Buffer): void {
-    if (this.socket.readyState !== OPEN) return
+    if (this.socket.readyState !== OPEN) {
+      if (this.session?.detached === true) this.session.unicast(message.toString())
+      return
+    }
     this.sendFrame(new Frame(message))
   }
 
@@ -132,11 +159,17 @@ export class RealtimeConnection implements Connection {
   }
 
   ack (id: string | number, data: unknown): void {
-    this.send(serializeAck(id, data))
+    this.#reply(id, serializeAck(id, data))
   }
 
   error (error: WireError, id?: string | number): void {
-    this.send(serializeError(error, id))
+    this.#reply(id, serializeError(error, id))
+  }
+
+  // A reply with an id is remembered by the session (a re-sent request gets it again), never kept as unicast.
+  #reply (id: string | number | undefined, frame: string): void {
+    if (id !== undefined) this.session?.reply(id, frame)
+    if (this.socket.readyState === OPEN) this.sendFrame(new Frame(frame))
   }
 
   async consume (name: string, limit: { rate: number, burst: number, cost?: number }): Promise<void> {

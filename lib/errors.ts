@@ -86,3 +86,12 @@ export const FRT_ERR_SESSION_INVALID = createError(
 
 export const FRT_ERR_SESSION_REDIS = createError(
   'FRT_ERR_SESSION_REDIS', 'Redis session store failed: %s', 500)
+
+export const FRT_ERR_SHUTDOWN_DRAINING = createError(
+  'FRT_ERR_SHUTDOWN_DRAINING', 'The server is restarting; reconnect to another instance', 503)
+
+export const FRT_ERR_SNAPSHOT_TIMEOUT = createError(
+  'FRT_ERR_SNAPSHOT_TIMEOUT', 'The snapshot of room %s took longer than %d ms', 408)
+
+export const FRT_ERR_SNAPSHOT_UNSTABLE = createError(
+  'FRT_ERR_SNAPSHOT_UNSTABLE', 'Room %s changed while its snapshot was loaded, %d times in a row', 409)
