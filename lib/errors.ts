@@ -92,6 +92,3 @@ export const FRT_ERR_SHUTDOWN_DRAINING = createError(
 
 export const FRT_ERR_SNAPSHOT_TIMEOUT = createError(
   'FRT_ERR_SNAPSHOT_TIMEOUT', 'The snapshot of room %s took longer than %d ms', 408)
-
-export const FRT_ERR_SNAPSHOT_UNSTABLE = createError(
-  'FRT_ERR_SNAPSHOT_UNSTABLE', 'Room %s changed while its snapshot was loaded, %d times in a row', 409)

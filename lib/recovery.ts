@@ -10,7 +10,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Catchup } from './catchup.js'
 import { serializeSession } from './protocol.js'
 import { isResumeToken, resumeKey } from './recovery-ids.js'
-import { FRT_ERR_SNAPSHOT_TIMEOUT, FRT_ERR_SNAPSHOT_UNSTABLE } from './errors.js'
+import { FRT_ERR_SNAPSHOT_TIMEOUT } from './errors.js'
 import type { Room, RoomHistory, Rooms } from './rooms.js'
 import type { SessionLink, SessionMember, Sessions } from './session.js'
 import type { HistoryRead, RoomPosition } from '../types/history.js'
@@ -48,9 +48,6 @@ export interface SnapshotLoader {
   load: (room: string, member: RecoveringMember) => unknown
   timeout: number
 }
-
-// How many times a snapshot is taken again when the room moved while it was loaded.
-const SNAPSHOT_ATTEMPTS = 3
 
 /** `since` as a client sends it: an integer seq >= 0 and an epoch of 8-22 base64url characters. */
 const EPOCH = /^[\w-]{8,22}$/
@@ -261,17 +258,14 @@ export class Recovery {
   }
 
   /**
-   * The route's snapshot loader, at a stable position: only when no message of the room was numbered while
-   * it ran is the state known to be the state at that seq. Bounded by the route's timeout.
+   * The route's snapshot loader, called at the room's seq N as delivered here: the state it captures when
+   * called (synchronously, or a snapshot taken at the call) is the state at N, and the messages after N, held
+   * meanwhile, follow the ack. Bounded by the route's timeout.
    */
   async #snapshot (member: RecoveringMember, name: string, snapshot: SnapshotLoader): Promise<[HistoryRead, unknown]> {
-    for (let attempt = 0; attempt < SNAPSHOT_ATTEMPTS; attempt++) {
-      const before = await this.#read(name, null)
-      const state = await bounded(snapshot.load(name, member), snapshot.timeout, name)
-      const after = await this.#read(name, null)
-      if (after.seq === before.seq && after.epoch === before.epoch) return [after, state]
-    }
-    throw new FRT_ERR_SNAPSHOT_UNSTABLE(name, SNAPSHOT_ATTEMPTS)
+    const room = this.#rooms.get(name) as Room
+    const at: HistoryRead = { recovered: true, seq: room.seq, epoch: room.epoch, frames: [] }
+    return [at, await bounded(snapshot.load(name, member), snapshot.timeout, name)]
   }
 }
 

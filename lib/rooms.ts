@@ -332,6 +332,8 @@ export class Rooms {
         const catchup = conn.catchups.get(room.name)
         if (catchup !== undefined) {
           if (!catchup.hold(seq, frame)) {
+            // Given up once: the socket is closing, so nothing more reaches it.
+            conn.catchups.delete(room.name)
             this.counters.slowConsumerCloses++
             conn.close(CloseCode.SlowConsumer, 'Slow consumer')
           }
