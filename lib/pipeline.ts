@@ -164,7 +164,7 @@ export class Pipeline {
     const sessions = this.#hub.sessions
     if (sessions === null || conn.session === null) return false
     if (code === CloseCode.Normal) {
-      sessions.live.delete(conn)
+      sessions.end(conn)
       return false
     }
     return sessions.detach(conn)

@@ -38,6 +38,8 @@ export class SessionLink {
   readonly token: string
   /** The socket dropped; the session waits for its client until `generation`'s deadline. */
   detached = false
+  /** Over (a 1000 close, the window passed, resumed elsewhere): nothing is saved under its key any more. */
+  ended = false
   generation = 0
   /** Replies sent, by request id, oldest first (bounded): a re-sent request gets its first reply. */
   readonly replies: Map<string | number, string>
@@ -138,7 +140,7 @@ export class Sessions {
   /** Writes the member's snapshot under its key, extending it to a whole window. */
   save (member: SessionMember): void {
     const link = member.session
-    if (link === null) return
+    if (link === null || link.ended) return
     this.#settle(this.store.save(link.key, this.snapshotOf(member), this.limits.window))
   }
 
@@ -162,12 +164,24 @@ export class Sessions {
     return true
   }
 
+  /** The session is over: taken out of the store (so its token resumes nothing), never saved again. */
+  end (member: SessionMember): void {
+    const link = member.session as SessionLink
+    this.live.delete(member)
+    if (link.ended) return
+    link.ended = true
+    this.#settle(this.store.take(link.key, member.userKey))
+  }
+
   /** The detached member of `connId`, taken off the waiting list (its client came back here). */
   take (connId: string): SessionMember | undefined {
     const member = this.detached.get(connId)
     if (member === undefined) return undefined
     this.detached.delete(connId)
-    ;(member.session as SessionLink).generation++
+    const link = member.session as SessionLink
+    link.generation++
+    // Its token was taken; the resumed connection saves under its own.
+    link.ended = true
     return member
   }
 
@@ -193,6 +207,7 @@ export class Sessions {
     const link = member.session as SessionLink
     if (link.generation !== generation || this.detached.get(member.id) !== member) return
     this.detached.delete(member.id)
+    this.end(member)
     // The window passed: now the others see it leave.
     this.#rooms.leaveAll(member)
   }
