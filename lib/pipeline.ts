@@ -77,8 +77,9 @@ export class Pipeline {
       conn.pending.push([raw as Buffer, isBinary])
       return
     }
-    // Frames already in flight when the socket started closing are not processed.
-    if (conn.closed) return
+    // Frames already in flight when the socket started closing are not processed, except during a rolling
+    // restart: the client sent them before it saw our 1012, and resumes elsewhere counting on them.
+    if (conn.closed && !this.#hub.draining) return
     const route = this.#route
     this.#hub.counters.messagesIn++
     if (conn.auth?.waiting === true) {
