@@ -41,6 +41,11 @@ export class Catchup {
   #seqs: number[] = []
   #frames: Buffer[] = []
   #bytes = 0
+  /**
+   * Set once the catch-up is over while live delivery lags behind it (the read saw messages the subscription
+   * has not brought yet): live messages up to this seq were already sent and are dropped; -1 while holding.
+   */
+  floor = -1
   /** Frames handed out by merge, by seq, to tell a duplicate from a new life's message. */
   #sent = new Map<number, Buffer>()
 

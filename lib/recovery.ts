@@ -193,14 +193,23 @@ export class Recovery {
 
   #unhold (member: RecoveringMember, name: string, catchup: Catchup): void {
     const catchups = member.catchups
-    if (catchups?.get(name) !== catchup) return
+    if (catchups?.get(name) !== catchup || catchup.floor >= 0) return
     catchups.delete(name)
     if (catchups.size === 0) member.catchups = null
   }
 
-  /** Sends what was held after `seq` (and every unnumbered message), then delivers live. */
+  /**
+   * Sends what was held after `seq` (and every unnumbered message), then delivers live; while this instance's
+   * live delivery of the room is behind `seq` (the history read ran ahead of the subscription), the live
+   * copies up to it are dropped for this member (the catch-up stays on with `floor`).
+   */
   #release (member: RecoveringMember, name: string, catchup: Catchup, seq: number): void {
     for (const frame of catchup.drainAfter(seq)) member.send(frame)
+    const room = this.#rooms.get(name)
+    if (room !== undefined && room.seq < seq && member.catchups?.get(name) === catchup) {
+      catchup.floor = seq
+      return
+    }
     this.#unhold(member, name, catchup)
   }
 

@@ -164,7 +164,26 @@ export class Rooms {
     this.members++
     this.adapter.addMember?.(name, this.presenceOf(conn))
     conn.session?.changed()
-    if (created) await this.adapter.subscribe(name, this.#receive)
+    if (created) {
+      await this.adapter.subscribe(name, this.#receive)
+      if (room.history && this.history?.byAdapter === true) await this.#learn(room)
+    }
+  }
+
+  /**
+   * A history room new here (Redis): its epoch and seq from the store, so that positions saved for sessions and
+   * the backfill of a gap name this life of the room. A message received meanwhile already told the seq.
+   */
+  async #learn (room: Room): Promise<void> {
+    const history = this.history as RoomHistory
+    try {
+      const read = await history.store.since(room.name, null, history.replay)
+      room.epoch = read.epoch
+      if (room.seq === 0) room.seq = read.seq
+    } catch (err) {
+      this.counters.historyErrors++
+      this.log.warn({ err, room: room.name }, 'history read failed')
+    }
   }
 
   /**
@@ -330,7 +349,12 @@ export class Rooms {
       if (except !== null && except.includes(conn)) continue
       if (conn.catchups !== null) {
         const catchup = conn.catchups.get(room.name)
-        if (catchup !== undefined) {
+        if (catchup !== undefined && catchup.floor >= 0) {
+          // Replayed already (live delivery is behind the history read): once past it, deliver as usual.
+          if (seq !== 0 && seq <= catchup.floor) continue
+          conn.catchups.delete(room.name)
+          if (conn.catchups.size === 0) conn.catchups = null
+        } else if (catchup !== undefined) {
           if (!catchup.hold(seq, frame)) {
             // Given up once: the socket is closing, so nothing more reaches it.
             conn.catchups.delete(room.name)
