@@ -182,6 +182,7 @@ export class RealtimeConnection implements Connection {
 
   close (code = 1000, reason = ''): void {
     if (this.socket.readyState !== OPEN) return
+    this.session?.freeze()
     this.socket.close(code, closeReason(reason))
   }
 }

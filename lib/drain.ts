@@ -45,17 +45,22 @@ export class Drain {
     const connections = [...hub.connections] as unknown as Array<{ send: (frame: string) => void, close: (code: number, reason: string) => void }>
     const batches = Math.ceil(connections.length / batch)
     const slot = batches === 0 ? 0 : spread / batches
+    // On a fixed schedule from the start, so that a busy event loop does not push the batches (and with them
+    // the reconnects) past the window: each client is told to come back at a random moment of its batch's slot.
+    const start = Date.now()
     for (let i = 0; i < batches; i++) {
+      const now = Date.now()
       for (const conn of connections.slice(i * batch, (i + 1) * batch)) {
-        conn.send(serializeReconnect(Math.floor(Math.random() * slot)))
+        const at = start + (i + Math.random()) * slot
+        conn.send(serializeReconnect(Math.max(0, Math.floor(at - now))))
         conn.close(CloseCode.ServiceRestart, 'Server restarting')
       }
-      if (i + 1 < batches) await sleep(slot)
+      if (i + 1 < batches) await sleep(start + (i + 1) * slot - Date.now())
     }
     await hub.drained(this.#grace)
   }
 }
 
 function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => { setTimeout(resolve, ms).unref() })
+  return new Promise((resolve) => { setTimeout(resolve, Math.max(0, ms)).unref() })
 }

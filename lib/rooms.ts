@@ -137,8 +137,8 @@ export class Rooms {
       const room = this.byName.get(name)
       if (room === undefined) return
       if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0)
-      else if (room.history && this.#backfill(room, frame, seq)) return
-      else this.#sequencer.receive(room, frame, volatile, seq)
+      // A history room's gap is filled from the stream first (#backfill takes the message then).
+      else if (!room.history || !this.#backfill(room, frame, seq)) this.#sequencer.receive(room, frame, volatile, seq)
     }
   }
 

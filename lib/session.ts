@@ -87,6 +87,17 @@ export class SessionLink {
     }
   }
 
+  /**
+   * The server is closing the socket: what it delivered so far is what the client has (later room messages
+   * are not written to a closing socket), so the positions are taken now, not when the close completes.
+   */
+  freeze (): void {
+    this.frozen ??= this.#sessions.snapshotOf(this.#member)
+  }
+
+  /** The state taken by `freeze`, saved at detach instead of the positions then. */
+  frozen: SessionState | null = null
+
   /** A unicast message while the socket is away: kept for the client's return (bounded). */
   unicast (frame: string): void {
     this.#sessions.append(this.key, { unicast: [frame] })
@@ -141,7 +152,7 @@ export class Sessions {
   save (member: SessionMember): void {
     const link = member.session
     if (link === null || link.ended) return
-    this.#settle(this.store.save(link.key, this.snapshotOf(member), this.limits.window))
+    this.#settle(this.store.save(link.key, link.frozen ?? this.snapshotOf(member), this.limits.window))
   }
 
   append (key: string, items: { unicast?: string[], replies?: SessionReply[] }): void {
