@@ -163,11 +163,12 @@ export class Rooms {
     conn.joined.add(name)
     this.members++
     this.adapter.addMember?.(name, this.presenceOf(conn))
-    conn.session?.changed()
     if (created) {
       await this.adapter.subscribe(name, this.#receive)
       if (room.history && this.history?.byAdapter === true) await this.#learn(room)
     }
+    // Saved once the room's position is known (its epoch, on Redis, only after #learn).
+    conn.session?.changed()
   }
 
   /**

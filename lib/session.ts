@@ -82,6 +82,8 @@ export class SessionLink {
       queueMicrotask(() => {
         const replies = this.#newReplies
         this.#newReplies = []
+        // A handler may have changed what `keep` keeps: saved with the replies of the tick.
+        this.#sessions.save(this.#member)
         this.#sessions.append(this.key, { replies })
       })
     }

@@ -6,6 +6,7 @@
 // without persistence (new epoch, recovered: false); a 3-node cluster.
 import t from 'tap'
 import { once } from 'node:events'
+import { spawn } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import Type from 'typebox'
@@ -18,6 +19,7 @@ import { until } from './helpers/wait.js'
 const Room = Type.Object({ room: Type.String() })
 
 interface Node {
+  opens: Array<{ id: string, recovered: boolean, data: unknown }>
   app: FastifyInstance
   url: string
   client: Redis | Cluster
@@ -42,11 +44,14 @@ async function node (t: Tap.Test, make: () => Redis | Cluster, sessions = true):
     history: {},
     sessions: sessions ? { store: new RedisSessions({ client }), window: 10_000 } : false
   })
+  const opens: Node['opens'] = []
   app.realtime('/chat', {
     joinable: true,
     presence: true,
     history: true,
     sessions,
+    keep: (conn: any) => conn.data,
+    onOpen: (conn: any) => { opens.push({ id: conn.id, recovered: conn.recovered, data: conn.data }) },
     messages: {
       enter: { schema: Room, handler: async (conn: any, data: any) => { await conn.join(data.room); return true } }
     },
@@ -57,7 +62,7 @@ async function node (t: Tap.Test, make: () => Redis | Cluster, sessions = true):
     await app.close()
     client.disconnect()
   })
-  return { app, client, adapter, url: `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/chat` }
+  return { opens, app, client, adapter, url: `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/chat` }
 }
 
 async function connect (t: Tap.Test, n: Node, user: string, token?: string): Promise<WireClient> {
@@ -169,6 +174,48 @@ t.test('on one redis-server', async (t) => {
       t.ok(consecutive(seqs), `gap-free: ${seqs[0]}..${seqs.at(-1)} (${seqs.length})`)
     }
     t.ok(b.app.realtime.stats().backfills + a.app.realtime.stats().backfills >= 1, 'a backfill happened')
+  })
+
+  t.test('the instance holding the session is SIGKILLed: the client resumes on another with its rooms (also a server join) and data', async (t) => {
+    const loader = process.execArgv.filter((arg) => arg.startsWith('--import=') && arg.includes('typescript'))
+    const child = spawn(process.execPath, [...loader, '--input-type=module', '-e', `
+      import Fastify from 'fastify'
+      import Type from 'typebox'
+      import { Redis } from 'ioredis'
+      import realtime, { RedisAdapter, RedisSessions } from './index.js'
+      const client = new Redis(${JSON.stringify(redis.url)})
+      await new Promise((resolve) => client.once('ready', resolve))
+      const app = Fastify()
+      app.addHook('onRequest', async (request) => { request.user = { sub: request.headers['x-user'] } })
+      await app.register(realtime, { heartbeat: false, rateLimit: false, subprotocols: ['chat.v1'],
+        adapter: new RedisAdapter({ client, history: {} }), history: {}, sessions: { store: new RedisSessions({ client }) } })
+      app.realtime('/chat', { joinable: true, history: true, sessions: true, keep: (conn) => conn.data,
+        messages: {
+          enter: { schema: Type.Object({ room: Type.String() }), handler: async (conn, data) => { await conn.join(data.room); return true } },
+          remember: { schema: Type.Object({ note: Type.String() }), handler: (conn, data) => { conn.data = data; return true } }
+        } })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      console.log(app.server.address().port)
+    `], { stdio: ['ignore', 'pipe', 'inherit'] })
+    t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+    const [line] = await once(child.stdout as NodeJS.ReadableStream, 'data') as [Buffer]
+    const owner = { url: `ws://127.0.0.1:${line.toString().trim()}/chat` } as Node
+    const c = await connect(t, owner, 'ann')
+    const { data: session } = await c.next((f) => f.type === 'session')
+    await c.request('room:join', { room: 'k-lobby' })
+    await c.request('enter', { room: 'k-news' })
+    await c.request('remember', { note: 'mine' })
+    // Saved on each change; the kill leaves no chance to save anything more.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+    const b = await node(t, make)
+    b.app.realtime.to('k-news').emit('said', { n: 1 })
+    const back = await connect(t, b, 'ann', session.token)
+    const resumed = await back.next((f) => f.type === 'session')
+    t.match(resumed.data, { recovered: true, rooms: [{ room: 'k-lobby', recovered: true }, { room: 'k-news', recovered: true }] })
+    await back.next((f) => f.type === 'said' && f.data.n === 1)
+    t.match(b.opens.at(-1), { recovered: true, data: { note: 'mine' } })
   })
 
   t.test('Redis restarted without persistence: the epoch changes, an old position is told recovered: false', async (t) => {

@@ -40,7 +40,7 @@ async function setup (t: Tap.Test, options: RealtimeOptions = {}): Promise<Serve
         },
         messages: {
           enter: { schema: Room, handler: async (conn: any, data: any) => { await conn.join(data.room); return true } },
-          remember: { schema: Type.Object({ note: Type.String() }), handler: (conn: any, data: any) => { conn.data = { note: data.note }; conn.leave('nothing'); return true } },
+          remember: { schema: Type.Object({ note: Type.String() }), handler: (conn: any, data: any) => { conn.data = { note: data.note }; return true } },
           count: {
             schema: Type.Object({ key: Type.String() }),
             handler: (conn: any, data: any) => { runs.set(data.key, (runs.get(data.key) ?? 0) + 1); return { runs: runs.get(data.key) } }
