@@ -66,7 +66,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   }
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
-  const handshake = new Handshake(options, auth)
+  const handshake = new Handshake(options, auth, drain.refuse)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({
     log: fastify.log,
@@ -86,7 +86,6 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     ownSessions?.close()
     await hub.rooms.close()
   })
-  fastify.addHook('onRequest', drain.refuse)
 
   if (ownServer) {
     await fastify.register(websocket, {

@@ -29,11 +29,11 @@ export class Drain {
     return { spread, batch }
   }
 
-  /** `onRequest`: while draining, an upgrade gets 503 and Retry-After (the client goes to another instance). */
-  readonly refuse = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!this.#hub.draining || request.headers.upgrade?.toLowerCase() !== 'websocket') return
+  /** A route's `onRequest`: while draining, an upgrade gets 503 and Retry-After (the client goes to another instance). */
+  readonly refuse = (_request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+    if (!this.#hub.draining) return done()
     reply.header('retry-after', this.#retryAfter)
-    throw new FRT_ERR_SHUTDOWN_DRAINING()
+    done(new FRT_ERR_SHUTDOWN_DRAINING())
   }
 
   /** Tells every client to reconnect, batch by batch; resolves once they all left or the grace passed. */
