@@ -55,7 +55,7 @@ export interface FanoutAdapter {
    */
   sequence? (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history?: boolean): void
   /** The adapter's room history (RedisAdapter given `history`): numbered, kept and published in one step. */
-  readonly history?: HistoryStore
+  readonly history?: HistoryStore | undefined
   /** Tells the other instances that this one resumed the session of `connId` (they drop their waiting copy). */
   sessionResumed? (connId: string): void
   /** A connection of this instance joined `room` (for cluster-wide presence). */
