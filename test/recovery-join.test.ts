@@ -23,9 +23,13 @@ function route (extra: Record<string, unknown> = {}): object {
       shout: {
         schema: Type.Object({ room: Type.String(), text: Type.String() }),
         handler: (conn: any, data: any) => { conn.to(data.room).volatile.emit('said', { text: data.text }); return true }
+      },
+      poke: {
+        schema: Room,
+        handler: (conn: any, data: any) => { conn.to(data.room).volatile.emit('poked', undefined); return true }
       }
     },
-    emits: { said: Type.Object({ text: Type.String() }) },
+    emits: { said: Type.Object({ text: Type.String() }), poked: Type.Any() },
     ...extra
   }
 }
@@ -142,12 +146,15 @@ t.test('volatile messages on a history room carry no seq and are not kept', asyn
   await a.request('say', { room: 'lobby', text: 'kept' })
   await a.request('shout', { room: 'lobby', text: 'gone' })
   await a.request('say', { room: 'lobby', text: 'kept too' })
-  await a.next((f) => f.seq === 2)
-  t.same(a.room('lobby').map((f) => [f.seq, f.data.text]), [[1, 'kept'], [undefined, 'gone'], [2, 'kept too']])
+  await a.request('poke', { room: 'lobby' })
+  await a.next((f) => f.type === 'poked')
+  t.same(a.room('lobby', 'poked'), [{ type: 'poked', room: 'lobby' }], 'no data, no seq')
+  t.same(a.room('lobby', 'said').map((f) => [f.seq, f.data.text]), [[1, 'kept'], [undefined, 'gone'], [2, 'kept too']])
   const b = await wireClient(url('/chat'))
   t.teardown(() => b.ws.terminate())
   await b.request('room:join', { room: 'lobby', since: { seq: 0, epoch } })
-  t.same(b.room('lobby').map((f) => f.data.text), ['kept', 'kept too'])
+  t.same(b.room('lobby', 'said').map((f) => f.data.text), ['kept', 'kept too'])
+  t.same(b.room('lobby', 'poked'), [], 'not kept')
 })
 
 t.test('a room freed and created again has a new epoch: the old position is refused', async (t) => {
@@ -216,4 +223,13 @@ t.test('a member that cannot keep up while its replay is read is closed as a slo
   t.equal(await c.closed, 4008)
   t.equal(app.realtime.stats().slowConsumerCloses, 1)
   t.ok(c.frames.every((f: Frame) => f.type !== 'said'))
+})
+
+t.test('a message to a history room with nobody here (memory) is not kept', async (t) => {
+  const { app, url } = await setup(t)
+  emit(app, 'empty', 3)
+  const c = await wireClient(url('/chat'))
+  t.teardown(() => c.ws.terminate())
+  const ack = await c.request('room:join', { room: 'empty' })
+  t.equal(ack.data.seq, 0, 'its history was freed at once')
 })

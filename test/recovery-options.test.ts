@@ -54,6 +54,8 @@ t.test('route options: history and sessions need the plugin options; keep and sn
   ] as const) {
     t.throws(() => app.realtime('/x', { ...base, ...extra } as any), { code: 'FRT_ERR_ROUTE_INVALID', message: new RegExp(what) }, what)
   }
+  await app.ready()
+  await t.resolves(app.realtime.drain(), 'nobody to tell')
 })
 
 t.test('stores passed in are not ours to close; ours are', async (t) => {
@@ -84,4 +86,6 @@ t.test('drain on demand: new upgrades get 503 with Retry-After; each client gets
   await app.realtime.drain()
   t.equal(app.realtime.stats().connections, 0)
   await t.rejects(app.realtime.drain({ spread: -1 }), { code: 'FRT_ERR_OPTIONS_INVALID' })
+  await t.rejects(app.realtime.drain({ batch: 0 }), { code: 'FRT_ERR_OPTIONS_INVALID' })
+  await t.resolves(app.realtime.drain(null as any), 'null: the defaults (and a second drain does nothing)')
 })

@@ -206,3 +206,15 @@ t.test('the window passes: the leave is announced once, the resume refused; the 
   // Only the two live sessions (bob's, the late one) are kept: the expired one was taken out when its window passed.
   t.equal(store.size, 2)
 })
+
+t.test('the replies kept are bounded (maxReplies); 0 keeps none', async (t) => {
+  for (const maxReplies of [1, 0]) {
+    const server = await setup(t, { sessions: { window: 5000, maxReplies } })
+    const first = await open(t, server)
+    await first.c.request('count', { key: 'b' + maxReplies }, 'y1')
+    await first.c.request('count', { key: 'b' + maxReplies }, 'y2')
+    await first.c.request('count', { key: 'b' + maxReplies }, 'y1')
+    await until(() => server.runs.get('b' + maxReplies) === 3, `maxReplies ${maxReplies}: y1 is no longer kept, processed again`)
+    t.equal(server.runs.get('b' + maxReplies), 3)
+  }
+})
