@@ -408,6 +408,7 @@ export class RedisAdapter implements FanoutAdapter {
     const append = async (): Promise<number> => (await history.append(room, head, tail, { id, skipped })).seq
     return append().catch(async (err: Error) => {
       // Once, and only when the client is usable again: the id makes it safe either way.
+      /* c8 ignore next 2: not reached end to end yet (the store-level dedupe is tested in test/history.test.ts) */
       if (!this.#usable()) throw err
       return await append()
     })
