@@ -17,6 +17,11 @@ import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
 import { Observability } from './lib/observability.js'
 import { socketErrorHandler } from './lib/socket-errors.js'
+import { MemoryHistory } from './lib/history/memory.js'
+import { MemorySessions } from './lib/sessions/memory.js'
+import { Drain } from './lib/drain.js'
+import type { RoomHistory } from './lib/rooms.js'
+import type { ResolvedOptions } from './lib/options.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -30,6 +35,12 @@ export * from './types/auth.js'
 export * from './types/limits.js'
 export * from './types/store.js'
 export * from './types/observability.js'
+export * from './types/history.js'
+export * from './types/session.js'
+export { MemoryHistory, type MemoryHistoryOptions } from './lib/history/memory.js'
+export { RedisHistory, type RedisHistoryOptions } from './lib/history/redis.js'
+export { MemorySessions, type MemorySessionsOptions } from './lib/sessions/memory.js'
+export { RedisSessions, type RedisSessionsOptions, type RedisSessionsClient } from './lib/sessions/redis.js'
 export { MemoryStore, type MemoryStoreOptions } from './lib/stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisStoreClient } from './lib/stores/redis.js'
 export { MemoryAdapter, MemoryBus } from './lib/adapters/memory.js'
@@ -51,26 +62,44 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
   // Every store call is bounded (lib/timeout.ts): a dead Redis must not stall frames for minutes.
   const boundedStore = options.rateLimit === false ? null : new BoundedStore(options.rateLimit.store ?? ownStore as MemoryStore, options.rateLimit.storeTimeout)
-  const hub = new Hub(options, fastify.log, boundedStore)
-  const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
+  const { history, ownHistory } = roomHistory(options)
+  // Stores we made are ours to close; stores the app passed in are not.
+  const ownSessions = options.sessions !== false && options.sessions.store === null ? new MemorySessions() : null
+  const sessionStore = options.sessions === false ? null : options.sessions.store ?? ownSessions
+  const hub = new Hub(options, fastify.log, boundedStore, history, sessionStore)
+  const drain = new Drain(hub, options)
+  const shutdown = async (): Promise<void> => {
+    if (options.drain !== false) await drain.run(options.drain)
+    await hub.shutdown(options.shutdownGrace)
+  }
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
-  const handshake = new Handshake(options, auth)
+  const handshake = new Handshake(options, auth, drain.refuse)
   // Metrics, the admin page, inspection and the AsyncAPI document (lib/observability.ts).
   const obs = await Observability.create(hub, options, ownOptions)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
-  await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
+  await hub.rooms.adapter.attach?.({
+    log: fastify.log,
+    disconnectUser: (id, reason) => auth.disconnectUser(id, reason),
+    sessionResumed: (connId) => hub.sessions?.resumedElsewhere(connId)
+  })
   // One warning per Redis outage instead of ioredis's "Unhandled error event" (lib/redis-errors.ts).
   const unwatchRedis = watchClientErrors([options.rateLimit === false ? null : options.rateLimit.store, options.adapter], fastify.log)
   const ownServer = !fastify.hasDecorator('websocketServer')
   // Options that would be silently ignored fail here instead (issue 11).
   checkServerOptions(ownOptions, ownServer)
-  fastify.addHook('onReady', async () => heartbeat?.start())
+  fastify.addHook('onReady', async () => {
+    heartbeat?.start()
+    hub.sessions?.start()
+  })
   fastify.addHook('onClose', async () => {
     heartbeat?.stop()
+    hub.sessions?.stop()
     ownStore?.close()
     boundedStore?.close()
     unwatchRedis()
+    ownHistory?.close()
+    ownSessions?.close()
     await hub.rooms.close()
   })
 
@@ -126,10 +155,24 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   realtime.presence = async (room: string) => hub.rooms.presenceEverywhere(room)
   realtime.asyncapi = () => obs.asyncapi()
   realtime.inspect = obs.inspect
+  realtime.drain = async (drainOptions?: { spread?: number, batch?: number }) => drain.run(drain.resolve(drainOptions))
 
   fastify.decorate('realtime', realtime)
   // The document's route and the admin page, once app.realtime exists.
   obs.routesOn(fastify)
+}
+
+/** The rooms' history: the app's store, else the adapter's (RedisAdapter with `history`), else one of ours. */
+function roomHistory (options: ResolvedOptions): { history: RoomHistory | null, ownHistory: MemoryHistory | null } {
+  if (options.history === false) return { history: null, ownHistory: null }
+  const adapterHistory = options.history.store === null ? options.adapter?.history : undefined
+  const ownHistory = options.history.store === null && adapterHistory === undefined ? new MemoryHistory() : null
+  const store = options.history.store ?? adapterHistory ?? ownHistory as MemoryHistory
+  const { rooms, replay, hold } = options.history
+  return {
+    history: { store, rooms, replay, hold, byAdapter: adapterHistory !== undefined && typeof options.adapter?.sequence === 'function' },
+    ownHistory
+  }
 }
 
 async function notAnUpgrade (): Promise<never> {

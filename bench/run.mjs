@@ -1,4 +1,5 @@
-// The benchmark harness: `node bench/run.mjs [--quick] [--no-build] [--only a,b,c,d,e,f] [--contenders ws,fws,sio,rt]`.
+// The benchmark harness: `node bench/run.mjs [--quick] [--no-build] [--only a,b,c,d,e,f] [--contenders ws,fws,sio,rt,rth]`
+// (`rth`: fastify-realtime with room history on, in the Redis fan-out (e) only: `--only e --contenders rt,rth`).
 // Builds the plugin, runs each scenario against each contender (every server in its own process, the load
 // generator in another, loopback only), prints a markdown table with ratios to the raw `ws` loop and writes
 // it to bench/results/latest.md (raw figures in latest.json). See BENCHMARKS.md for what each number means.
@@ -52,7 +53,9 @@ const CONTENDERS = [
   { key: 'ws', label: 'raw ws', file: 'raw-ws.mjs', protocol: 'json', redisLabel: 'raw ws + ioredis pub/sub' },
   { key: 'fws', label: '@fastify/websocket', file: 'fastify-websocket.mjs', protocol: 'json', redisLabel: '@fastify/websocket + ioredis pub/sub' },
   { key: 'sio', label: 'Socket.IO 4', file: 'socketio.mjs', protocol: 'socketio', redisLabel: 'Socket.IO 4 + @socket.io/redis-adapter' },
-  { key: 'rt', label: 'fastify-realtime (memory)', file: 'realtime.mjs', protocol: 'json', args: ['--adapter', 'memory'], redisLabel: 'fastify-realtime (Redis adapter)', redisArgs: ['--adapter', 'redis'] }
+  { key: 'rt', label: 'fastify-realtime (memory)', file: 'realtime.mjs', protocol: 'json', args: ['--adapter', 'memory'], redisLabel: 'fastify-realtime (Redis adapter)', redisArgs: ['--adapter', 'redis'] },
+  // Room history on (issue 12): only in (e), the Redis fan-out, to compare with `rt` (history off).
+  { key: 'rth', label: 'fastify-realtime (history)', file: 'realtime.mjs', protocol: 'json', args: ['--adapter', 'memory', '--history'], redisLabel: 'fastify-realtime (Redis adapter, history on)', redisArgs: ['--adapter', 'redis', '--history'], redisOnly: true }
 ].filter((c) => wanted.has(c.key))
 
 const notes = []
@@ -316,7 +319,7 @@ async function redisScenario (pluginSkip, redis) {
   const rows = []
   for (const contender of CONTENDERS) {
     const label = contender.redisLabel
-    if (contender.key === 'rt' && pluginSkip) {
+    if ((contender.key === 'rt' || contender.key === 'rth') && pluginSkip) {
       rows.push({ key: contender.key, label, skip: pluginSkip })
       continue
     }
@@ -384,7 +387,7 @@ async function main () {
   for (let round = 1; round <= params.rounds; round++) {
     if (params.rounds > 1) log(`round ${round} of ${params.rounds}`)
     const scenarios = { fanout: [], fixedRate: [], requestAck: [] }
-    for (const contender of CONTENDERS) await loadScenarios(contender, pluginSkip, scenarios)
+    for (const contender of CONTENDERS) if (!contender.redisOnly) await loadScenarios(contender, pluginSkip, scenarios)
     for (const name of Object.keys(scenarios)) rounds[name].push(scenarios[name])
     if (redis) rounds.redis.push(await redisScenario(pluginSkip, redis))
   }

@@ -41,6 +41,11 @@ export class Catchup {
   #seqs: number[] = []
   #frames: Buffer[] = []
   #bytes = 0
+  /**
+   * Set once the catch-up is over while live delivery lags behind it (the read saw messages the subscription
+   * has not brought yet): live messages up to this seq were already sent and are dropped; -1 while holding.
+   */
+  floor = -1
   /** Frames handed out by merge, by seq, to tell a duplicate from a new life's message. */
   #sent = new Map<number, Buffer>()
 
@@ -65,6 +70,25 @@ export class Catchup {
     this.#frames.push(frame)
     this.#bytes += frame.length
     return true
+  }
+
+  /** Hands back the held messages numbered after `seq` (and the unnumbered ones), in order, and holds nothing more. */
+  drainAfter (seq: number): Buffer[] {
+    const out: Buffer[] = []
+    for (let i = 0; i < this.#frames.length; i++) {
+      if (this.#seqs[i] === 0 || this.#seqs[i] > seq) out.push(this.#frames[i])
+    }
+    this.drain()
+    return out
+  }
+
+  /** Hands back every held message as it came, and holds nothing more: the catch-up is given up. */
+  drain (): Buffer[] {
+    const frames = this.#frames
+    this.#seqs = []
+    this.#frames = []
+    this.#bytes = 0
+    return frames
   }
 
   /**

@@ -13,9 +13,11 @@ import type { Backpressure } from './backpressure.js'
 import type { Connection } from '../types/route.js'
 import { limitKey, rateLimited, type ConnectionLimits } from './limits.js'
 import { Frame, writeFrame } from './frames.js'
-import type { ResolvedOptions } from './options.js'
+import { userKey, type ResolvedOptions } from './options.js'
 import type { InboundMessage } from './protocol.js'
 import type { RecordedRoute, Recorder } from './recorder.js'
+import type { Catchup } from './catchup.js'
+import type { SessionLink } from './session.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
@@ -66,6 +68,14 @@ export class RealtimeConnection implements Connection {
   #handling = 0
   #messageLog: FastifyBaseLogger | null = null
   #messageLogFor: InboundMessage | null = null
+  /** The application's state; on a route with sessions, what `keep` returns of it comes back on resume. */
+  data: unknown = null
+  /** Resumed a previous session (set before onOpen by lib/recovery.ts). */
+  recovered = false
+  /** Live room messages held while a replay is read (lib/recovery.ts, lib/rooms.ts); null almost always. */
+  catchups: Map<string, Catchup> | null = null
+  /** The connection's session (lib/session.ts); null on a route without sessions. */
+  session: SessionLink | null = null
   readonly #hub: Hub
   readonly #userId: ResolvedOptions['auth']['userId']
   // Made on first use: most connections never need an id, a logger or a room
@@ -96,6 +106,17 @@ export class RealtimeConnection implements Connection {
   /** The route's full URL (plugin prefix included). */
   get path (): string {
     return this.#emits.path
+  }
+
+  /** Takes the id of the session this connection resumed (lib/recovery.ts, before onOpen). */
+  adopt (id: string): void {
+    this.#id = id
+    this.#log = null
+  }
+
+  /** The user as a string key (`auth.userId`), null when anonymous: what a session is bound to. */
+  get userKey (): string | null {
+    return userKey(this.#userId, this.user) ?? null
   }
 
   get log (): FastifyBaseLogger {
@@ -161,9 +182,15 @@ export class RealtimeConnection implements Connection {
     this.send(serializeEvent(type, data))
   }
 
-  /** Sends an already-serialized message; dropped silently once the socket is closing. */
+  /**
+   * Sends an already-serialized message; dropped silently once the socket is closing, or, while a session
+   * waits for its client, kept for it (bounded).
+   */
   send (message: string | Buffer): void {
-    if (this.socket.readyState !== OPEN) return
+    if (this.socket.readyState !== OPEN) {
+      if (this.session?.detached === true) this.session.unicast(message.toString())
+      return
+    }
     this.sendFrame(new Frame(message))
   }
 
@@ -192,12 +219,18 @@ export class RealtimeConnection implements Connection {
 
   ack (id: string | number, data: unknown): void {
     this.#recorder?.messageOut(this.#emits, 'ack')
-    this.send(serializeAck(id, data))
+    this.#reply(id, serializeAck(id, data))
   }
 
   error (error: WireError, id?: string | number): void {
     this.#recorder?.messageOut(this.#emits, 'error')
-    this.send(serializeError(error, id))
+    this.#reply(id, serializeError(error, id))
+  }
+
+  // A reply with an id is remembered by the session (a re-sent request gets it again), never kept as unicast.
+  #reply (id: string | number | undefined, frame: string): void {
+    if (id !== undefined) this.session?.reply(id, frame)
+    if (this.socket.readyState === OPEN) this.sendFrame(new Frame(frame))
   }
 
   async consume (name: string, limit: { rate: number, burst: number, cost?: number }): Promise<void> {
@@ -210,6 +243,7 @@ export class RealtimeConnection implements Connection {
 
   close (code = 1000, reason = ''): void {
     if (this.socket.readyState !== OPEN) return
+    this.session?.freeze()
     this.socket.close(code, closeReason(reason))
   }
 }

@@ -98,3 +98,9 @@ export const FRT_ERR_AUTH_KEY_PROVIDER = createError(
 
 export const FRT_ERR_STORE_TIMEOUT = createError(
   'FRT_ERR_STORE_TIMEOUT', 'The rate-limit store did not answer within %d ms', 503)
+
+export const FRT_ERR_SHUTDOWN_DRAINING = createError(
+  'FRT_ERR_SHUTDOWN_DRAINING', 'The server is restarting; reconnect to another instance', 503)
+
+export const FRT_ERR_SNAPSHOT_TIMEOUT = createError(
+  'FRT_ERR_SNAPSHOT_TIMEOUT', 'The snapshot of room %s took longer than %d ms', 408)

@@ -20,10 +20,13 @@ export class Handshake {
   /** The ws `handleProtocols` when fastify-realtime registers @fastify/websocket. */
   readonly handleProtocols: ReturnType<typeof protocolSelector>
   readonly #options: ResolvedOptions
+  /** Refuses upgrades while the instance drains for a rolling restart (lib/drain.ts); first of all the guards. */
+  readonly #draining: unknown
 
-  constructor (options: ResolvedOptions, auth: Auth) {
+  constructor (options: ResolvedOptions, auth: Auth, draining: unknown = null) {
     this.#options = options
     this.auth = auth
+    this.#draining = draining
     const { max, perIp, perUser } = options.connections
     this.caps = max + perIp + perUser > 0
       ? new ConnectionCaps(options.connections, (user) => auth.userKey(user))
@@ -53,6 +56,7 @@ export class Handshake {
     routeOptions: T): T {
     if (authConfig !== null && !fastify.hasRequestDecorator('jwtVerify')) throw new FRT_ERR_AUTH_NO_JWT(path)
     const before: unknown[] = []
+    if (this.#draining !== null) before.push(this.#draining)
     if (this.origin !== null) before.push(this.origin)
     if (this.caps !== null) before.push(this.caps.acquire)
     if (authConfig?.mode === 'handshake') before.push(this.auth.handshake(authConfig))

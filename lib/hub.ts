@@ -4,7 +4,10 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode } from './protocol.js'
-import { Rooms } from './rooms.js'
+import { Rooms, type RoomHistory } from './rooms.js'
+import { Sessions } from './session.js'
+import { Recovery } from './recovery.js'
+import type { SessionStore } from '../types/session.js'
 import { Backpressure, type WatchedConnection } from './backpressure.js'
 import type { RealtimeStats } from '../types/fastify.js'
 import type { RateLimitStore } from '../types/store.js'
@@ -32,19 +35,39 @@ export class Hub {
     handlerErrors: 0,
     heartbeatTerminations: 0,
     slowConsumerCloses: 0,
-    volatileDrops: 0
+    volatileDrops: 0,
+    joinsRecovered: 0,
+    joinsNotRecovered: 0,
+    replayedMessages: 0,
+    backfills: 0,
+    backfillGaps: 0,
+    sessionsResumed: 0,
+    sessionsRefused: 0,
+    historyErrors: 0,
+    sessionErrors: 0
   }
 
   /** Room membership and broadcast (lib/rooms.ts). */
   readonly rooms: Rooms
   /** The slow-consumer policy every send goes through (lib/backpressure.ts). */
   readonly backpressure: Backpressure
+  /** Sessions waiting and live (lib/session.ts); null when the plugin's `sessions` is off. */
+  readonly sessions: Sessions | null
+  /** Joins with positions, replays, snapshots and resumes (lib/recovery.ts). */
+  readonly recovery: Recovery
+  /** Set by a rolling restart (lib/drain.ts): new upgrades are refused. */
+  draining = false
   #drained: (() => void) | null = null
 
-  constructor (options: ResolvedOptions, log: FastifyBaseLogger, rateLimitStore: RateLimitStore | null) {
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger, rateLimitStore: RateLimitStore | null,
+    history: RoomHistory | null = null, sessionStore: SessionStore | null = null) {
     this.rateLimitStore = rateLimitStore
     this.backpressure = new Backpressure(options.slowConsumer, this.counters)
-    this.rooms = new Rooms(options, log, this.backpressure, this.counters)
+    this.rooms = new Rooms(options, log, this.backpressure, this.counters, history)
+    this.sessions = options.sessions === false || sessionStore === null
+      ? null
+      : new Sessions(sessionStore, options.sessions, this.rooms, this.counters, log)
+    this.recovery = new Recovery(this.rooms, this.sessions, this.counters, log)
   }
 
   add (conn: LiveConnection): void {
@@ -63,6 +86,7 @@ export class Hub {
       ...this.counters,
       rooms: this.rooms.size,
       members: this.rooms.members,
+      detachedSessions: this.sessions?.detached.size ?? 0,
       ...this.rooms.adapter.stats?.() ?? NO_ADAPTER_STATS
     }
   }
@@ -75,6 +99,11 @@ export class Hub {
     // A terminated socket emits 'close' on a later tick; wait for it so that
     // onClose hooks have run when app.close() resolves.
     await this.#drain(grace)
+  }
+
+  /** Resolves once every connection has closed, or after `timeout` ms. */
+  drained (timeout: number): Promise<void> {
+    return this.#drain(timeout)
   }
 
   #drain (timeout: number): Promise<void> {

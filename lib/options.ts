@@ -5,11 +5,16 @@ import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
 import { normalizeOrigin, type OriginPolicy } from './origin.js'
+import { ProtocolPrefix } from './wire.js'
+
+const RESUME_PREFIX = ProtocolPrefix.Resume
 import type { UserType } from '@fastify/jwt'
 import type { RealtimeOptions } from '../types/options.js'
 import type { TokenSource } from '../types/auth.js'
 import type { FanoutAdapter } from '../types/adapter.js'
 import type { RateLimitStore } from '../types/store.js'
+import type { HistoryBounds, HistoryStore } from '../types/history.js'
+import type { SessionStore } from '../types/session.js'
 
 const OptionsSchema = Type.Object({
   maxPayload: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -63,7 +68,30 @@ const OptionsSchema = Type.Object({
   // Checked by lib/metrics.ts, lib/admin.ts and lib/observability.ts.
   metrics: Type.Optional(Type.Unknown()),
   asyncapi: Type.Optional(Type.Unknown()),
-  admin: Type.Optional(Type.Unknown())
+  admin: Type.Optional(Type.Unknown()),
+  history: Type.Optional(Type.Union([Type.Literal(false), Type.Object({
+    // An instance and a RegExp or function: checked in resolveRecoveryOptions.
+    store: Type.Optional(Type.Unknown()),
+    rooms: Type.Optional(Type.Unknown()),
+    replay: Type.Optional(Type.Object({
+      maxCount: Type.Optional(Type.Integer({ minimum: 1 })),
+      maxBytes: Type.Optional(Type.Integer({ minimum: 1 }))
+    }, { additionalProperties: false })),
+    hold: Type.Optional(Type.Object({
+      maxCount: Type.Optional(Type.Integer({ minimum: 1 })),
+      maxBytes: Type.Optional(Type.Integer({ minimum: 1 }))
+    }, { additionalProperties: false }))
+  }, { additionalProperties: false })])),
+  sessions: Type.Optional(Type.Union([Type.Literal(false), Type.Object({
+    store: Type.Optional(Type.Unknown()),
+    window: Type.Optional(Type.Integer({ minimum: 1 })),
+    maxUnicast: Type.Optional(Type.Integer({ minimum: 0 })),
+    maxReplies: Type.Optional(Type.Integer({ minimum: 0 }))
+  }, { additionalProperties: false })])),
+  drain: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
+    spread: Type.Optional(Type.Integer({ minimum: 0 })),
+    batch: Type.Optional(Type.Integer({ minimum: 1 }))
+  }, { additionalProperties: false })]))
 }, { additionalProperties: false })
 
 const checkOptions = Compile(OptionsSchema)
@@ -123,8 +151,46 @@ export const defaults = {
   slowConsumer: { softLimit: 512 * 1024, softTimeout: 10_000, hardLimit: 4 * 1024 * 1024 } as
     false | Readonly<{ softLimit: number, softTimeout: number, hardLimit: number }>,
   /** The fan-out adapter; null: an in-memory one of the plugin's own (lib/adapters/memory.ts). */
-  adapter: null as FanoutAdapter | null
+  adapter: null as FanoutAdapter | null,
+  /**
+   * Room history (lib/recovery.ts): `store` null means the adapter's (RedisAdapter with `history`) or an
+   * in-memory one of the plugin's own; `rooms` says which rooms keep it (the same on every instance).
+   */
+  history: false as false | ResolvedHistory,
+  /** Sessions (lib/sessions.ts): `store` null means an in-memory one of the plugin's own. */
+  sessions: false as false | ResolvedSessions,
+  /** A rolling restart on close: reconnect advice, 1012, in batches over `spread` ms (lib/drain.ts). */
+  drain: false as false | ResolvedDrain
 }
+
+export interface ResolvedHistory {
+  readonly store: HistoryStore | null
+  readonly rooms: (room: string) => boolean
+  readonly replay: Readonly<HistoryBounds>
+  readonly hold: Readonly<HistoryBounds>
+}
+
+export interface ResolvedSessions {
+  readonly store: SessionStore | null
+  readonly window: number
+  readonly maxUnicast: number
+  readonly maxReplies: number
+}
+
+export interface ResolvedDrain {
+  readonly spread: number
+  readonly batch: number
+}
+
+export const recoveryDefaults = {
+  replay: { maxCount: 1000, maxBytes: 1024 * 1024 },
+  hold: { maxCount: 10_000, maxBytes: 4 * 1024 * 1024 },
+  window: 120_000,
+  maxUnicast: 100,
+  maxReplies: 256,
+  spread: 10_000,
+  batch: 100
+} as const
 
 export type ResolvedOptions = Readonly<typeof defaults>
 
@@ -156,9 +222,9 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
     throw new FRT_ERR_OPTIONS_INVALID('origins', 'must not be "*" when auth.sources includes "cookie"')
   }
   const subprotocols = Object.freeze([...options.subprotocols ?? []])
-  const bearer = subprotocols.find((protocol) => protocol.startsWith(auth.protocolPrefix))
+  const bearer = subprotocols.find((protocol) => protocol.startsWith(auth.protocolPrefix) || protocol.startsWith(RESUME_PREFIX))
   if (bearer !== undefined) {
-    throw new FRT_ERR_OPTIONS_INVALID('subprotocols', `"${bearer}" starts with the token prefix "${auth.protocolPrefix}"`)
+    throw new FRT_ERR_OPTIONS_INVALID('subprotocols', `"${bearer}" starts with a token prefix ("${auth.protocolPrefix}" or "${RESUME_PREFIX}")`)
   }
   return Object.freeze({
     ...defaults,
@@ -168,8 +234,49 @@ export function resolveOptions (options: RealtimeOptions = {}): ResolvedOptions 
     subprotocols,
     connections: Object.freeze({ ...defaults.connections, ...options.connections }),
     ...resolveRoomOptions(options),
+    ...resolveRecoveryOptions(options),
     rateLimit: resolveRateLimit(options)
   })
+}
+
+const everyRoom = (): boolean => true
+
+function resolveRecoveryOptions (options: RealtimeOptions): Pick<ResolvedOptions, 'history' | 'sessions' | 'drain'> {
+  let history: ResolvedOptions['history'] = false
+  if (options.history !== undefined && options.history !== false) {
+    const { store = null, rooms, replay, hold } = options.history
+    if (store !== null && ['append', 'since'].some((method) => typeof (store as unknown as Record<string, unknown>)?.[method] !== 'function')) {
+      throw new FRT_ERR_OPTIONS_INVALID('history.store', 'must have append and since methods')
+    }
+    let match: (room: string) => boolean = everyRoom
+    if (rooms instanceof RegExp) {
+      // A copy without the global/sticky flags, whose lastIndex would make test() stateful.
+      const pattern = new RegExp(rooms.source, rooms.flags.replace(/[gy]/g, ''))
+      match = (room) => pattern.test(room)
+    } else if (typeof rooms === 'function') {
+      match = rooms as (room: string) => boolean
+    } else if (rooms !== undefined) {
+      throw new FRT_ERR_OPTIONS_INVALID('history.rooms', 'must be a RegExp or a function (room) => boolean')
+    }
+    history = Object.freeze({
+      store: store as HistoryStore | null,
+      rooms: match,
+      replay: Object.freeze({ ...recoveryDefaults.replay, ...replay }),
+      hold: Object.freeze({ ...recoveryDefaults.hold, ...hold })
+    })
+  }
+  let sessions: ResolvedOptions['sessions'] = false
+  if (options.sessions !== undefined && options.sessions !== false) {
+    const { store = null, window = recoveryDefaults.window, maxUnicast = recoveryDefaults.maxUnicast, maxReplies = recoveryDefaults.maxReplies } = options.sessions
+    if (store !== null && ['save', 'append', 'take'].some((method) => typeof (store as unknown as Record<string, unknown>)?.[method] !== 'function')) {
+      throw new FRT_ERR_OPTIONS_INVALID('sessions.store', 'must have save, append and take methods')
+    }
+    sessions = Object.freeze({ store: store as SessionStore | null, window, maxUnicast, maxReplies })
+  }
+  const drain = options.drain === undefined || options.drain === false
+    ? false
+    : Object.freeze({ spread: recoveryDefaults.spread, batch: recoveryDefaults.batch, ...(options.drain === true ? {} : options.drain) })
+  return { history, sessions, drain }
 }
 
 function resolveRateLimit (options: RealtimeOptions): ResolvedOptions['rateLimit'] {

@@ -24,6 +24,9 @@ import { authorizeMessage } from './authorize.js'
 import { INVALID_ROOM, isRoomName } from './rooms.js'
 import { tokenOf, type Auth, type AuthedConnection } from './auth.js'
 import { isThenable } from './verdict.js'
+import { readSince, type JoinAck } from './recovery.js'
+import { ProtocolPrefix } from './wire.js'
+import type { RoomPosition } from '../types/history.js'
 import type { CompiledMessage, CompiledRoute } from './route.js'
 import type { Hub } from './hub.js'
 import type { ResolvedOptions } from './options.js'
@@ -73,7 +76,7 @@ export class Pipeline {
       return
     }
     this.#auth.admit(conn)
-    this.#open(conn)
+    this.#open(conn, resumeTokenOf(request))
   }
 
   dispatch (conn: RealtimeConnection, raw: RawData, isBinary: boolean): void {
@@ -81,8 +84,9 @@ export class Pipeline {
       conn.pending.push([raw as Buffer, isBinary])
       return
     }
-    // Frames already in flight when the socket started closing are not processed.
-    if (conn.closed) return
+    // Frames already in flight when the socket started closing are not processed, except during a rolling
+    // restart: the client sent them before it saw our 1012, and resumes elsewhere counting on them.
+    if (conn.closed && !this.#hub.draining) return
     const route = this.#route
     this.#hub.counters.messagesIn++
     if (conn.auth?.waiting === true) {
@@ -108,6 +112,7 @@ export class Pipeline {
         return
       }
     }
+    if (conn.session !== null && msg.id !== undefined && this.#repeated(conn, msg.id)) return
     if (msg.type === MessageType.Ping) {
       // Carries the request id, if any: every message with an id gets a reply carrying it.
       conn.send(serializePong(msg.id))
@@ -119,7 +124,7 @@ export class Pipeline {
       return
     }
     // Without `joinable` these fall through to unknown_type, as any undeclared type.
-    if ((msg.type === MessageType.RoomJoin || msg.type === MessageType.RoomLeave) && route.joinable !== false) {
+    if ((msg.type === MessageType.RoomJoin || msg.type === MessageType.RoomLeave) && (route.joinable !== false || route.history)) {
       this.#room(conn, msg)
       return
     }
@@ -141,12 +146,13 @@ export class Pipeline {
     this.#authorize(conn, message, msg)
   }
 
-  /** The socket closed: unregister, run onClose, then leave every room. */
+  /** The socket closed: unregister, run onClose, then leave every room (or wait in them, with a session). */
   closed (conn: RealtimeConnection, code: number, reason: Buffer): void {
     this.#hub.delete(conn)
     this.#recorder?.closed(this.#route, code)
     this.#auth.closed(conn)
     conn.pending = null
+    const detached = this.#detach(conn, code)
     const { onClose } = this.#route
     if (onClose !== undefined) {
       const failed = (err: unknown): void => {
@@ -161,11 +167,41 @@ export class Pipeline {
       }
     }
     // After onClose ran, so the hook still sees conn.rooms; empty rooms are freed here.
-    this.#hub.rooms.leaveAll(conn)
+    if (!detached) this.#hub.rooms.leaveAll(conn)
+  }
+
+  /** A session waits for its client (any close but a 1000 from it): the connection stays in its rooms, detached. */
+  #detach (conn: RealtimeConnection, code: number): boolean {
+    const sessions = this.#hub.sessions
+    if (sessions === null || conn.session === null) return false
+    if (code === CloseCode.Normal) {
+      sessions.end(conn)
+      return false
+    }
+    return sessions.detach(conn)
+  }
+
+  /** A request id this session already answered: the first reply again, not processed twice. */
+  #repeated (conn: RealtimeConnection, id: string | number): boolean {
+    const reply = conn.session?.replies.get(id)
+    if (reply === undefined) return false
+    conn.send(reply)
+    return true
+  }
+
+  /** Opens a connection: its session first on a route with sessions (resumed or fresh), then onOpen. */
+  #open (conn: RealtimeConnection, resume: unknown): void {
+    if (!this.#route.sessions || this.#hub.sessions === null) {
+      this.#onOpen(conn)
+      return
+    }
+    conn.pending ??= []
+    this.#hub.recovery.open(conn, resume, this.#route.keep as Parameters<Hub['recovery']['open']>[2])
+      .then(() => { if (!conn.closed) this.#onOpen(conn) }, (err: unknown) => this.#failOpen(conn, err))
   }
 
   /** Runs onOpen; frames that arrived before (first-message auth) or during it are dispatched after it. */
-  #open (conn: RealtimeConnection): void {
+  #onOpen (conn: RealtimeConnection): void {
     const { onOpen } = this.#route
     if (onOpen === undefined) {
       this.#flushPending(conn)
@@ -203,7 +239,7 @@ export class Pipeline {
     this.#auth.verifyAuthFrame(conn, token).then((authenticated) => {
       if (!authenticated) return
       conn.send(serializeAck(msg.id, { exp: this.#auth.expiryOf(conn) }))
-      this.#open(conn)
+      this.#open(conn, (msg.data as { resume?: unknown }).resume)
     }, (err: unknown) => {
       conn.pending = null
       if (statusCodeOf(err) === 401) {
@@ -245,14 +281,33 @@ export class Pipeline {
       this.#protocolError(conn, { code: ErrorCode.InvalidRoom, message: INVALID_ROOM }, msg.id)
       return
     }
+    const route = this.#route
+    let since: RoomPosition | null = null
+    if (route.history && msg.type === MessageType.RoomJoin) {
+      const read = readSince((msg.data as { since?: unknown }).since)
+      if (read === undefined) {
+        this.#protocolError(conn, { code: ErrorCode.InvalidData, message: 'data.since must be { seq: integer >= 0, epoch: string }' }, msg.id)
+        return
+      }
+      since = read
+    }
+    // A sync (join with since of a room already in) needs no `joinable`: the server may have joined it.
+    if (since !== null && conn.rooms.has(name)) {
+      this.#joinRoom(conn, name, msg, since, true)
+      return
+    }
+    if (route.joinable === false) {
+      this.#protocolError(conn, { code: ErrorCode.UnknownType, message: `Unknown message type "${msg.type}"` }, msg.id)
+      return
+    }
     if (msg.type === MessageType.RoomLeave) {
       this.#hub.rooms.leave(conn, name)
       if (msg.id !== undefined) conn.ack(msg.id, null)
       return
     }
-    const joinable = this.#route.joinable
+    const joinable = route.joinable
     if (joinable === true) {
-      this.#join(conn, name, msg, true)
+      this.#join(conn, name, msg, true, since)
       return
     }
     let allowed: unknown
@@ -263,13 +318,13 @@ export class Pipeline {
       return
     }
     if (isThenable(allowed)) {
-      allowed.then((ok) => this.#join(conn, name, msg, ok), (err: unknown) => this.#handlerError(conn, err, msg))
+      allowed.then((ok) => this.#join(conn, name, msg, ok, since), (err: unknown) => this.#handlerError(conn, err, msg))
     } else {
-      this.#join(conn, name, msg, allowed)
+      this.#join(conn, name, msg, allowed, since)
     }
   }
 
-  #join (conn: RealtimeConnection, name: string, msg: InboundMessage, allowed: unknown): void {
+  #join (conn: RealtimeConnection, name: string, msg: InboundMessage, allowed: unknown, since: RoomPosition | null): void {
     if (allowed !== true) {
       conn.error({ code: ErrorCode.Forbidden, message: `Not allowed to join "${name}"` }, msg.id)
       return
@@ -280,10 +335,28 @@ export class Pipeline {
       conn.error({ code: ErrorCode.RoomLimit, message: `A connection may be in at most ${rooms.maxPerConnection} rooms` }, msg.id)
       return
     }
-    rooms.join(conn, name).then(
-      () => { if (msg.id !== undefined) conn.ack(msg.id, null) },
-      (err: unknown) => this.#handlerError(conn, err, msg)
-    )
+    this.#joinRoom(conn, name, msg, since, false)
+  }
+
+  /**
+   * Joins (or syncs) a room and acks with its position `{ room, seq, epoch }` (1.1; 1.0 acked null). On a route
+   * with history or a snapshot loader, lib/recovery.ts holds the room's live messages while it reads, and sends
+   * the replay, the ack and what it held in one run.
+   */
+  #joinRoom (conn: RealtimeConnection, name: string, msg: InboundMessage, since: RoomPosition | null, sync: boolean): void {
+    const route = this.#route
+    const reply = (ack: JoinAck): void => { if (msg.id !== undefined) conn.ack(msg.id, ack) }
+    if (!route.history && route.snapshot === undefined) {
+      this.#hub.rooms.join(conn, name).then(() => {
+        const room = this.#hub.rooms.get(name)
+        if (room !== undefined) reply({ room: name, seq: room.seq, epoch: room.epoch })
+      }, (err: unknown) => this.#handlerError(conn, err, msg))
+      return
+    }
+    const snapshot = route.snapshot === undefined
+      ? undefined
+      : { load: route.snapshot as (room: string, member: unknown) => unknown, timeout: route.snapshotTimeout }
+    this.#hub.recovery.join(conn, name, since, sync, snapshot, reply).then(undefined, (err: unknown) => this.#handlerError(conn, err, msg))
   }
 
   /**
@@ -459,6 +532,17 @@ function onSocketMessage (this: WebSocket, raw: RawData, isBinary: boolean): voi
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
   const socket = this as PipelineSocket
   socket[kPipeline].closed(socket[kConnection], code, reason)
+}
+
+/** A `resume.<token>` entry of the upgrade's subprotocols (never selected: lib/token.ts). */
+function resumeTokenOf (request: FastifyRequest): string | undefined {
+  const header = request.headers['sec-websocket-protocol']
+  if (header === undefined) return undefined
+  for (const entry of header.split(',')) {
+    const protocol = entry.trim()
+    if (protocol.startsWith(ProtocolPrefix.Resume)) return protocol.slice(ProtocolPrefix.Resume.length)
+  }
+  return undefined
 }
 
 function statusCodeOf (err: unknown): number | undefined {

@@ -104,6 +104,22 @@ export function roomEventParts (type: string, room: string, data: unknown): [hea
   return [head, data === undefined ? '}' : ',"data":' + JSON.stringify(data) + '}']
 }
 
+/** A volatile message on a room with history: not numbered, so no `seq` (PROTOCOL.md 1.1). */
+export function roomEventUnnumbered (type: string, room: string, data: unknown): string {
+  return '{"type":' + JSON.stringify(type) + ',"room":' + JSON.stringify(room) +
+    (data === undefined ? '}' : ',"data":' + JSON.stringify(data) + '}')
+}
+
+/** The `session` message (sent first on a route with sessions). */
+export function serializeSession (data: unknown): string {
+  return JSON.stringify({ type: MessageType.Session, data })
+}
+
+/** The `reconnect` advice sent before a 1012 close. */
+export function serializeReconnect (after: number): string {
+  return JSON.stringify({ type: MessageType.Reconnect, data: { after } })
+}
+
 /** An ack without an id (an `auth` frame sent without one) leaves `id` out. */
 export function serializeAck (id: string | number | undefined, data: unknown): string {
   return JSON.stringify({ type: MessageType.Ack, id, data: data === undefined ? null : data })

@@ -5,7 +5,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
 import type { UserType } from '@fastify/jwt'
-import { MessageType, roomEventParts, serializeRoomEvent } from './protocol.js'
+import { MessageType, roomEventParts, roomEventUnnumbered, serializeRoomEvent } from './protocol.js'
 import { MemoryAdapter } from './adapters/memory.js'
 import { Frame } from './frames.js'
 import { Sequencer } from './sequencer.js'
@@ -15,6 +15,11 @@ import { userKey, type ResolvedOptions } from './options.js'
 import type { FanoutAdapter, FanoutReceive } from '../types/adapter.js'
 import type { Presence, PresenceMember, RoomEmitter } from '../types/rooms.js'
 import type { RouteDefinition, SchemaMap } from '../types/route.js'
+import type { HistoryBounds, HistoryStore } from '../types/history.js'
+import { Catchup } from './catchup.js'
+import { newEpoch } from './recovery-ids.js'
+import { CloseCode } from './wire.js'
+import { FRT_ERR_HISTORY_INVALID } from './errors.js'
 
 // Safe in logs, URLs and Redis channel names; no spaces, quotes or control characters.
 const ROOM_NAME = /^[\w\-.:@/]{1,128}$/
@@ -45,7 +50,25 @@ export interface RoomMember extends WatchedConnection {
   readonly rooms: ReadonlySet<string>
   /** Whether this connection's joins and leaves are announced (its route's `presence`). */
   readonly announcesPresence: boolean
+  /**
+   * Per room, the live messages held while the member's missed messages are read (lib/recovery.ts); null for
+   * almost every connection, so a delivery pays one property read.
+   */
+  catchups: Map<string, Catchup> | null
+  /** Told when the member's rooms changed (a session saves them); null without a session. */
+  readonly session: { changed: () => void } | null
   sendFrame (frame: Frame): void
+  close (code?: number, reason?: string): void
+}
+
+/** Room history as the rooms use it: which rooms keep it, where, and how much one member may have held. */
+export interface RoomHistory {
+  readonly store: HistoryStore
+  readonly rooms: (room: string) => boolean
+  readonly replay: Readonly<HistoryBounds>
+  readonly hold: Readonly<HistoryBounds>
+  /** Whether the fan-out adapter appends (RedisAdapter with history): else this instance does, synchronously. */
+  readonly byAdapter: boolean
 }
 
 /** Checks an emit against a route's declared `emits` (lib/route.ts); throws when refused. */
@@ -53,7 +76,7 @@ export interface EmitChecker {
   checkEmit (type: string, data: unknown): void
 }
 
-interface RoomCounters { volatileDrops: number }
+interface RoomCounters { volatileDrops: number, slowConsumerCloses: number, backfills: number, backfillGaps: number, historyErrors: number }
 
 function checkName (name: unknown): asserts name is string {
   if (!isRoomName(name)) {
@@ -62,13 +85,21 @@ function checkName (name: unknown): asserts name is string {
   }
 }
 
-class Room {
+export class Room {
   readonly name: string
   readonly members = new Set<RoomMember>()
   /** The seq of the last message sent to this room from here. */
   seq = 0
-  constructor (name: string) {
+  /** This life of the room's numbering: the history's epoch, or a fresh one for a room without history. */
+  epoch: string
+  /** Whether the room keeps history (the plugin's `history.rooms`, tested once here). */
+  readonly history: boolean
+  /** While a gap in the room's subscription is filled from history: its live messages, held (Redis backfill). */
+  backfill: Catchup | null = null
+  constructor (name: string, history: boolean) {
     this.name = name
+    this.history = history
+    this.epoch = newEpoch()
   }
 }
 
@@ -87,8 +118,12 @@ export class Rooms {
   readonly #receive: FanoutReceive
   /** Set when the adapter numbers room messages cluster-wide (`sequence`); else seq is this instance's. */
   readonly #sequencer: Sequencer<RoomMember> | null
+  /** Room history; null when the plugin's `history` is off. */
+  readonly history: RoomHistory | null
 
-  constructor (options: ResolvedOptions, log: FastifyBaseLogger, backpressure: Backpressure, counters: RoomCounters) {
+  constructor (options: ResolvedOptions, log: FastifyBaseLogger, backpressure: Backpressure, counters: RoomCounters,
+    history: RoomHistory | null = null) {
+    this.history = history
     this.backpressure = backpressure
     this.counters = counters
     this.log = log
@@ -96,28 +131,31 @@ export class Rooms {
     this.userId = options.auth.userId
     this.adapter = options.adapter ?? new MemoryAdapter()
     this.#sequencer = typeof this.adapter.sequence === 'function'
-      ? new Sequencer(this.adapter, (room, frame, except, volatile) => this.#deliver(room as Room, frame, except, volatile))
+      ? new Sequencer(this.adapter, (room, frame, except, volatile) => this.#deliver(room as Room, frame, except, volatile, room.seq))
       : null
     this.#receive = (name, frame, volatile, seq) => {
       const room = this.byName.get(name)
       if (room === undefined) return
-      if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile)
-      else this.#sequencer.receive(room, frame, volatile, seq)
+      if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0)
+      // A history room's gap is filled from the stream first (#backfill takes the message then).
+      else if (!room.history || !this.#backfill(room, frame, seq)) this.#sequencer.receive(room, frame, volatile, seq)
     }
   }
 
-  /** Resolves once the fan-out adapter listens to the room; the local membership is immediate. */
-  async join (conn: RoomMember, name: string): Promise<void> {
+  /**
+   * Resolves once the fan-out adapter listens to the room; the local membership is immediate. `silent`: no
+   * presence event (a session resumed here from another instance: the others never saw it leave).
+   */
+  async join (conn: RoomMember, name: string, silent = false): Promise<void> {
     checkName(name)
     if (conn.closed || conn.joined.has(name)) return
     if (conn.joined.size >= this.maxPerConnection) throw new FRT_ERR_ROOM_LIMIT(this.maxPerConnection)
     let room = this.byName.get(name)
     const created = room === undefined
     if (room === undefined) {
-      room = new Room(name)
-      this.byName.set(name, room)
+      room = this.#create(name)
     }
-    if (conn.announcesPresence) {
+    if (conn.announcesPresence && !silent) {
       // `except`: with a cluster-wide seq the event is delivered after the join below.
       this.emit(name, MessageType.PresenceJoin, this.presenceOf(conn), [conn], false)
     }
@@ -125,30 +163,91 @@ export class Rooms {
     conn.joined.add(name)
     this.members++
     this.adapter.addMember?.(name, this.presenceOf(conn))
-    if (created) await this.adapter.subscribe(name, this.#receive)
+    if (created) {
+      await this.adapter.subscribe(name, this.#receive)
+      if (room.history && this.history?.byAdapter === true) await this.#learn(room)
+    }
+    // Saved once the room's position is known (its epoch, on Redis, only after #learn).
+    conn.session?.changed()
   }
 
-  /** Returns whether the connection was a member. */
-  leave (conn: RoomMember, name: string): boolean {
+  /**
+   * A history room new here (Redis): its epoch and seq from the store, so that positions saved for sessions and
+   * the backfill of a gap name this life of the room. A message received meanwhile already told the seq.
+   */
+  async #learn (room: Room): Promise<void> {
+    const history = this.history as RoomHistory
+    try {
+      const read = await history.store.since(room.name, null, history.replay)
+      room.epoch = read.epoch
+      if (room.seq === 0) room.seq = read.seq
+    } catch (err) {
+      this.counters.historyErrors++
+      this.log.warn({ err, room: room.name }, 'history read failed')
+    }
+  }
+
+  /**
+   * `conn` takes the place of `old` (the same connection id, resumed here) in every room of `old`, with no
+   * presence event and no change to the adapter's presence (the id is the same). Returns the rooms taken.
+   */
+  adopt (conn: RoomMember, old: RoomMember): string[] {
+    const taken: string[] = []
+    for (const name of old.rooms) {
+      const room = this.byName.get(name) as Room
+      room.members.delete(old)
+      room.members.add(conn)
+      conn.joined.add(name)
+      taken.push(name)
+    }
+    old.joined.clear()
+    return taken
+  }
+
+  /** Returns whether the connection was a member. `silent`: no presence event (the session resumed elsewhere). */
+  leave (conn: RoomMember, name: string, silent = false): boolean {
     if (!conn.joined.delete(name)) return false
     const room = this.byName.get(name) as Room
     room.members.delete(conn)
     this.members--
     this.adapter.removeMember?.(name, this.presenceOf(conn))
     // Sent even when no local member is left: other instances may still have some.
-    if (conn.announcesPresence) {
+    if (conn.announcesPresence && !silent) {
       this.emit(name, MessageType.PresenceLeave, this.presenceOf(conn), null, false)
     }
+    conn.session?.changed()
     if (room.members.size === 0) {
       this.byName.delete(name)
+      // In memory, a room's history lives as long as the room: its next life gets a new epoch.
+      if (room.history) this.history?.store.release?.(name)
       this.#settle(this.adapter.unsubscribe(name), name)
     }
     return true
   }
 
-  leaveAll (conn: RoomMember): void {
+  leaveAll (conn: RoomMember, silent = false): void {
     // `rooms`, not `joined`: no set is made for a connection that never joined one.
-    for (const name of conn.rooms) this.leave(conn, name)
+    for (const name of conn.rooms) this.leave(conn, name, silent)
+  }
+
+  /** The room object of `name` on this instance, if it has members here. */
+  get (name: string): Room | undefined {
+    return this.byName.get(name)
+  }
+
+  #create (name: string): Room {
+    const history = this.history
+    const room = new Room(name, history !== null && history.rooms(name))
+    if (room.history && !(history as RoomHistory).byAdapter) {
+      // In memory the store answers at once: the room continues its history's numbering.
+      const position = (history as RoomHistory).store.since(name, null, (history as RoomHistory).replay)
+      if (!isThenable(position)) {
+        room.seq = position.seq
+        room.epoch = position.epoch
+      }
+    }
+    this.byName.set(name, room)
+    return room
   }
 
   /** `emits` checks a connection's emits against its route; null for the app-level target. */
@@ -159,16 +258,52 @@ export class Rooms {
 
   emit (name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean): void {
     const room = this.byName.get(name)
+    const history = this.history !== null && (room?.history ?? this.history.rooms(name))
+    if (history) {
+      this.#emitKept(room, name, type, data, except, volatile)
+      return
+    }
     if (this.#sequencer !== null) {
       const [head, tail] = roomEventParts(type, name, data)
-      this.#sequencer.emit(room, name, head, tail, except, volatile)
+      this.#sequencer.emit(room, name, head, tail, except, volatile, false)
       return
     }
     // seq is this instance's count for the room; a room with no member here has none yet.
     const seq = room === undefined ? 1 : ++room.seq
     const frame = Buffer.from(serializeRoomEvent(type, name, seq, data))
-    if (room !== undefined) this.#deliver(room, frame, except, volatile)
+    if (room !== undefined) this.#deliver(room, frame, except, volatile, seq)
     this.adapter.publish(name, frame, volatile)
+  }
+
+  /** A message to a room with history: kept and numbered by the store (volatile ones: neither). */
+  #emitKept (room: Room | undefined, name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean): void {
+    if (volatile) {
+      // Not kept, so not numbered: it can never be replayed, nor be taken for a gap.
+      const frame = Buffer.from(roomEventUnnumbered(type, name, data))
+      if (room !== undefined) this.#deliver(room, frame, except, true, 0)
+      this.adapter.publish(name, frame, true)
+      return
+    }
+    const [head, tail] = roomEventParts(type, name, data)
+    const history = this.history as RoomHistory
+    if (history.byAdapter) {
+      (this.#sequencer as Sequencer<RoomMember>).emit(room, name, head, tail, except, false, true)
+      return
+    }
+    const appended = history.store.append(name, head, tail)
+    if (isThenable(appended)) {
+      throw new FRT_ERR_HISTORY_INVALID('with a fan-out adapter that does not keep history, the store must answer append synchronously (MemoryHistory)')
+    }
+    const frame = Buffer.from(head + appended.seq + tail)
+    if (room === undefined) {
+      // Nobody here: nothing to keep it for (a room's history in memory lives as long as the room).
+      history.store.release?.(name)
+    } else {
+      room.seq = appended.seq
+      room.epoch = appended.epoch
+      this.#deliver(room, frame, except, false, appended.seq)
+    }
+    this.adapter.publish(name, frame, false)
   }
 
   /** This instance's members, plus those of every other instance when the adapter keeps presence. */
@@ -206,12 +341,30 @@ export class Rooms {
     return { connId: conn.id, userId: userKey(this.userId, conn.user) ?? null }
   }
 
-  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, volatile: boolean): void {
+  /** `seq`: the frame's seq, 0 for an unnumbered one; a member catching up holds it instead. */
+  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, volatile: boolean, seq: number): void {
     const backpressure = this.backpressure
     // Framed once: every member's socket is written the same bytes (lib/frames.ts).
     const framed = new Frame(frame)
     for (const conn of room.members) {
       if (except !== null && except.includes(conn)) continue
+      if (conn.catchups !== null) {
+        const catchup = conn.catchups.get(room.name)
+        if (catchup !== undefined && catchup.floor >= 0) {
+          // Replayed already (live delivery is behind the history read): once past it, deliver as usual.
+          if (seq !== 0 && seq <= catchup.floor) continue
+          conn.catchups.delete(room.name)
+          if (conn.catchups.size === 0) conn.catchups = null
+        } else if (catchup !== undefined) {
+          if (!catchup.hold(seq, frame)) {
+            // Given up once: the socket is closing, so nothing more reaches it.
+            conn.catchups.delete(room.name)
+            this.counters.slowConsumerCloses++
+            conn.close(CloseCode.SlowConsumer, 'Slow consumer')
+          }
+          continue
+        }
+      }
       if (volatile && backpressure.isSlow(conn)) {
         this.counters.volatileDrops++
         continue
@@ -220,11 +373,86 @@ export class Rooms {
     }
   }
 
+  /**
+   * A numbered message of a history room from the subscription (Redis). Returns true when it was taken care of
+   * here: held while a gap before it is filled from the stream, and the range delivered in order once read.
+   */
+  #backfill (room: Room, frame: Buffer, seq: number): boolean {
+    if (room.backfill !== null) {
+      if (!room.backfill.hold(seq, frame)) {
+        this.#endBackfill(room)
+        this.#deliverRun(room, [frame])
+      }
+      return true
+    }
+    // An unknown position (a fresh room here) or the next message: nothing missed.
+    if (room.seq === 0 || seq <= room.seq + 1) return false
+    const history = this.history as RoomHistory
+    const catchup = room.backfill = new Catchup(room.seq, history.hold)
+    catchup.hold(seq, frame)
+    this.#readGap(room, catchup, room.seq)
+    return true
+  }
+
+  #readGap (room: Room, catchup: Catchup, from: number): void {
+    const history = this.history as RoomHistory
+    Promise.resolve(history.store.since(room.name, { seq: from, epoch: room.epoch }, history.replay)).then((read) => {
+      if (room.backfill !== catchup) return
+      if (!read.recovered) {
+        // Lost by Redis itself (or trimmed): the members see the gap, as without history.
+        room.epoch = read.epoch
+        this.#endBackfill(room)
+        return
+      }
+      room.epoch = read.epoch
+      const step = catchup.merge(read.seq, read.frames)
+      this.#deliverRun(room, step.frames)
+      /* c8 ignore start: a second hole behind the first while it was read; merge steps: test/catchup.test.ts */
+      if (step.status === 'gap') {
+        this.#readGap(room, catchup, step.seq)
+        return
+      }
+      /* c8 ignore stop */
+      this.counters.backfills++
+      room.backfill = null
+    }, (err: unknown) => {
+      this.counters.historyErrors++
+      this.log.warn({ err, room: room.name }, 'history read failed; a gap stays visible')
+      if (room.backfill === catchup) this.#endBackfill(room)
+    })
+  }
+
+  /** Gives the backfill up: what is held goes out as it came, the gap visible. */
+  #endBackfill (room: Room): void {
+    const catchup = room.backfill as Catchup
+    room.backfill = null
+    this.counters.backfillGaps++
+    this.#deliverRun(room, catchup.drain())
+  }
+
+  /** Frames read from history or held, delivered in order; their seq is read back (this path is rare). */
+  #deliverRun (room: Room, frames: Buffer[]): void {
+    for (const frame of frames) {
+      const seq = seqOf(frame)
+      if (seq !== 0) room.seq = seq
+      this.#deliver(room, frame, null, false, seq)
+    }
+  }
+
   #settle (result: void | Promise<void>, name: string): void {
     if (isThenable(result)) {
       result.then(undefined, (err: unknown) => this.log.error({ err, room: name }, 'fan-out adapter failed to unsubscribe'))
     }
   }
+}
+
+// Only on the backfill path: the seq a frame carries, 0 when none.
+const SEQ_FIELD = /"seq":(\d+)/
+function seqOf (frame: Buffer): number {
+  // toString clamps the end to the frame's length; the head with the seq is well within 400 bytes.
+  const match = SEQ_FIELD.exec(frame.toString('latin1', 0, 400))
+  /* c8 ignore next: frames on this path are numbered ones */
+  return match === null ? 0 : Number(match[1])
 }
 
 /** `to(room)`: immutable, so `except` and `volatile` derive new targets without touching shared ones. */

@@ -47,10 +47,42 @@ export interface CompiledRoute extends EmitChecker {
   readonly limiter: RouteLimiter | null
   /** The definition's own Fastify route options (hooks, config, schema, ...), without fastify-realtime's keys. */
   readonly fastifyOptions: Record<string, unknown>
+  /** Recovery (lib/recovery.ts): joins with `since`, sessions, kept data, snapshots. */
+  readonly history: boolean
+  readonly sessions: boolean
+  readonly keep: ((conn: Connection) => unknown) | undefined
+  readonly snapshot: ((room: string, conn: Connection) => unknown) | undefined
+  readonly snapshotTimeout: number
 }
 
 /** The keys of a route definition that fastify-realtime reads; every other key is a Fastify route option. */
-const REALTIME_KEYS = new Set(['messages', 'emits', 'onOpen', 'onClose', 'joinable', 'presence', 'auth', 'authorize', 'rateLimit'])
+const REALTIME_KEYS = new Set(['messages', 'emits', 'onOpen', 'onClose', 'joinable', 'presence', 'auth', 'authorize', 'rateLimit',
+  'history', 'sessions', 'keep', 'snapshot', 'snapshotTimeout'])
+
+const DEFAULT_SNAPSHOT_TIMEOUT = 5000
+
+/** The recovery keys of a definition, checked against the plugin's options. */
+function recoveryOf (path: string, definition: RouteDefinition<SchemaMap, SchemaMap>, options: ResolvedOptions):
+Pick<CompiledRoute, 'history' | 'sessions' | 'keep' | 'snapshot' | 'snapshotTimeout'> {
+  const { history = false, sessions = false, keep, snapshot, snapshotTimeout = DEFAULT_SNAPSHOT_TIMEOUT } = definition
+  for (const [name, value, plugin] of [['history', history, options.history], ['sessions', sessions, options.sessions]] as const) {
+    if (typeof value !== 'boolean') throw new FRT_ERR_ROUTE_INVALID(path, `"${name}" must be a boolean`)
+    if (value && plugin === false) throw new FRT_ERR_ROUTE_INVALID(path, `"${name}" needs the plugin's "${name}" option`)
+  }
+  for (const [name, hook] of [['keep', keep], ['snapshot', snapshot]] as const) {
+    if (hook !== undefined && typeof hook !== 'function') throw new FRT_ERR_ROUTE_INVALID(path, `"${name}" must be a function`)
+  }
+  if (!Number.isSafeInteger(snapshotTimeout) || snapshotTimeout < 1) {
+    throw new FRT_ERR_ROUTE_INVALID(path, '"snapshotTimeout" must be a positive integer (ms)')
+  }
+  return {
+    history,
+    sessions,
+    keep: keep as CompiledRoute['keep'],
+    snapshot: snapshot as CompiledRoute['snapshot'],
+    snapshotTimeout
+  }
+}
 
 /** Checks a route definition and compiles it; throws a coded error naming the path on anything wrong. */
 export function compileRoute (path: string, definition: RouteDefinition<SchemaMap, SchemaMap>,
@@ -116,6 +148,7 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
     auth,
     limiter,
     fastifyOptions,
+    ...recoveryOf(path, definition, options),
     /** Throws on an undeclared type, and, when `validateEmits` is on, on a payload its schema refuses. */
     checkEmit (type: string, data: unknown): void {
       const validator = emitValidators.get(type)

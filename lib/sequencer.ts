@@ -42,17 +42,17 @@ export class Sequencer<M> {
 
   /** Number, publish and (once numbered) deliver one message; `room` is undefined when no member is here. */
   emit (room: SequencedRoom<M> | undefined, name: string, head: string, tail: string,
-    except: readonly M[] | null, volatile: boolean): void {
+    except: readonly M[] | null, volatile: boolean, history: boolean): void {
     const adapter = this.#adapter as Required<Pick<FanoutAdapter, 'sequence'>>
     if (room === undefined) {
-      adapter.sequence(name, head, tail, volatile, ignore)
+      adapter.sequence(name, head, tail, volatile, ignore, history)
       return
     }
     const entry: Entry<M> = { seq: WAITING, head, tail, except, volatile }
     let queue = this.#queues.get(room)
     if (queue === undefined) this.#queues.set(room, queue = [])
     queue.push(entry)
-    adapter.sequence(name, head, tail, volatile, (seq) => this.#settle(room, entry, seq))
+    adapter.sequence(name, head, tail, volatile, (seq) => this.#settle(room, entry, seq), history)
   }
 
   /** Another instance's message for a room with local members. */

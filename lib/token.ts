@@ -84,6 +84,12 @@ export function queryTokenStripper (param: string): (request: IncomingMessage) =
 
 type HandleProtocols = (protocols: Set<string>, request: IncomingMessage) => string | false
 
+// A handshake token or a session resume token (protocol 1.1): offered, never selected.
+const RESUME = 'resume.'
+function isTokenEntry (protocol: string, prefix: string): boolean {
+  return protocol.startsWith(prefix) || protocol.startsWith(RESUME)
+}
+
 /**
  * The ws `handleProtocols`: selects the first offered subprotocol in the allow
  * list, never a token entry. Without it ws would answer with the first offered
@@ -96,11 +102,11 @@ export function protocolSelector (allowed: readonly string[], prefix: string, ow
     // ws defaults the option to null.
     if (typeof own === 'function') {
       const offered = new Set<string>()
-      for (const protocol of protocols) if (!protocol.startsWith(prefix)) offered.add(protocol)
+      for (const protocol of protocols) if (!isTokenEntry(protocol, prefix)) offered.add(protocol)
       const chosen = own(offered, request)
-      return typeof chosen === 'string' && !chosen.startsWith(prefix) ? chosen : false
+      return typeof chosen === 'string' && !isTokenEntry(chosen, prefix) ? chosen : false
     }
-    for (const protocol of protocols) if (allow.has(protocol)) return protocol
+    for (const protocol of protocols) if (allow.has(protocol) && !isTokenEntry(protocol, prefix)) return protocol
     return false
   }
 }

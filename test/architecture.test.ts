@@ -65,7 +65,7 @@ t.test('the steps and the ground floor never import the connection, the hub, the
   const above = new Set(['lib/connection.ts', 'lib/hub.ts', 'lib/route.ts', 'lib/pipeline.ts'])
   const lower = ['lib/frames.ts', 'lib/backpressure.ts', 'lib/sequencer.ts', 'lib/limits.ts', 'lib/rooms.ts',
     'lib/auth.ts', 'lib/authorize.ts', 'lib/verdict.ts', 'lib/protocol.ts', 'lib/errors.ts', 'lib/options.ts',
-    'lib/traceparent.ts', 'lib/recorder.ts', 'lib/tracing.ts']
+    'lib/traceparent.ts', 'lib/recorder.ts', 'lib/tracing.ts', 'lib/catchup.ts', 'lib/session.ts', 'lib/recovery.ts']
   for (const file of lower) {
     t.same((graph.get(file) ?? []).filter((dep) => above.has(dep)), [], file)
   }

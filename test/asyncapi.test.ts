@@ -33,13 +33,14 @@ t.test('the example app\'s document validates and lists every message of the exa
   const names = channel!.messages().all().map((m) => m.name()).sort()
   const declared = [...Object.keys(chat.messages), ...Object.keys(chat.emits ?? {})]
   for (const name of declared) t.ok(names.includes(name), `lists ${name}`)
-  // Reserved: auth route, presence route; not joinable, so no room:join/leave.
-  t.same(names, [...declared, 'ack', 'error', 'ping', 'pong', 'reconnect', 'session', 'auth', 'presence:join', 'presence:leave'].sort())
-  t.notOk(names.includes('room:join'), 'room:join only on joinable routes')
+  // Reserved: an auth route, a presence route, and joinable (the page joins rooms through the client).
+  t.ok(chat.joinable, 'the example lets clients ask to join rooms')
+  t.same(names, [...declared, 'ack', 'error', 'ping', 'pong', 'reconnect', 'session', 'auth', 'presence:join', 'presence:leave',
+    'room:join', 'room:leave'].sort())
 
   const receive = parsed.operations().get('chat.receive')
   t.equal(receive?.action(), 'receive')
-  t.same(receive!.messages().all().map((m) => m.name()).sort(), ['auth', 'enter', 'leave', 'ping', 'say'])
+  t.same(receive!.messages().all().map((m) => m.name()).sort(), ['auth', 'enter', 'leave', 'members', 'ping', 'room:join', 'room:leave', 'say'])
   const send = parsed.operations().get('chat.send')
   t.same(send!.messages().all().map((m) => m.name()).sort(), ['ack', 'error', 'pong', 'presence:join', 'presence:leave', 'reconnect', 'said', 'session'])
   // Handshake auth: the configured sources as security schemes on the receive operation.
@@ -110,6 +111,8 @@ t.test('every auth mode, joinable and path parameters; served at an opt-in route
   t.match(doc.channels.game_table, { address: '/game/{table}', parameters: { table: {} } })
   const game = Object.values(doc.channels.game_table.messages).map((m: any) => m.name ?? m.$ref)
   t.ok(game.includes('#/components/messages/roomJoin') && game.includes('#/components/messages/roomLeave'))
+  const lobby = Object.values(doc.channels.lobby_2.messages).map((m: any) => m.name ?? m.$ref)
+  t.notOk(lobby.includes('#/components/messages/roomJoin'), 'room:join only on joinable routes')
   t.same(doc.operations['game_table.receive'].security.map((s: any) => s.$ref.split('/').pop()), ['cookie', 'bearer', 'subprotocol', 'query'])
   t.match(doc.components.securitySchemes.cookie, { in: 'cookie', name: 'token' })
   t.match(doc.components.securitySchemes.query, { in: 'query', name: 'access_token' })

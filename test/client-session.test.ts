@@ -205,3 +205,23 @@ t.test('a join ack and the live message after it in one read: the position is se
   t.same(c.position('lobby'), { seq: 11, epoch: 'e1' })
   t.same(gaps, [])
 })
+
+t.test('a 1.0 server acks a join with null: no position; a rejoin after a drop reports the gap as unrecovered', async (t) => {
+  const server = await scriptedServer(t)
+  const c = client(t, server.url)
+  const joined = c.join('lobby')
+  const first = await server.connection(1)
+  const join = await first.next((f) => f.type === 'room:join')
+  first.send({ type: 'ack', id: join.id, data: null })
+  await joined
+  t.same(c.position('lobby'), { seq: undefined, epoch: undefined })
+  first.send({ type: 'said', room: 'lobby', seq: 7, data: { text: 'x' } })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const gap = nextEvent<GapEvent>(c, 'gap')
+  first.socket.terminate()
+  const second = await server.connection(2)
+  const rejoin = await second.next((f) => f.type === 'room:join')
+  second.send({ type: 'ack', id: rejoin.id, data: null })
+  t.match(await gap, { room: 'lobby', reason: 'unrecovered', last: 7, seq: undefined })
+  await stateOf(c, 'open')
+})

@@ -72,7 +72,7 @@ t.test('emits, room messages with seq, presence events', async (t) => {
   t.same(echoed, [[{ text: 'e' }, {}]])
 
   await a.join('lobby')
-  t.same(a.position('lobby'), { seq: undefined, epoch: undefined }, 'a 1.0 join ack carries no position')
+  t.match(a.position('lobby'), { seq: 1, epoch: /^[\w-]{8,22}$/ }, 'a 1.1 join ack carries the position (its own presence:join was seq 1)')
   const joined = new Promise((resolve) => a.on('presence:join', (data, meta) => resolve([data, meta])))
   await b.join('lobby')
   // seq 1 was a's own presence:join, which a does not get.
@@ -85,7 +85,7 @@ t.test('emits, room messages with seq, presence events', async (t) => {
   await b.request('say', { room: 'lobby', text: 'two' })
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.same(said, [['one', 3], ['two', 4]])
-  t.same(a.position('lobby'), { seq: 4, epoch: undefined })
+  t.match(a.position('lobby'), { seq: 4, epoch: String })
 
   const left = new Promise((resolve) => a.on('presence:leave', (data) => resolve(data)))
   await b.leave('lobby')
@@ -143,7 +143,7 @@ t.test('server restarted mid-conversation: reconnect, re-join, then the outbox, 
   await said
   t.same(server.seen.filter((s) => s.startsWith('say:')), ['say:before', 'say:queued', 'say:queued request'],
     'each message processed exactly once, none refused for being early')
-  t.match(await gap, { room: 'lobby', reason: 'unrecovered', last: 2 }, 'a 1.0 server cannot replay: gap')
+  t.match(await gap, { room: 'lobby', reason: 'epoch', last: 2 }, 'a restarted server (no history) has a new epoch: gap')
   t.same(states, ['open', 'reconnecting', 'open'])
 })
 

@@ -128,7 +128,7 @@ t.test('a connection has a room cap', async (t) => {
   await t.rejects(client.request('enter', { room: 'c' }), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'FRT_ERR_ROOM_LIMIT', message: /at most 2 rooms/ } })
   await t.rejects(client.request('room:join', { room: 'c' }), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'room_limit' } })
   t.same(await client.request('enter', { room: 'a' }), ['a', 'b'], 'rejoining a room at the cap is fine')
-  t.equal(await client.request('room:join', { room: 'b' }), null)
+  t.match(await client.request('room:join', { room: 'b' }), { room: 'b', seq: Number, epoch: /^[\w-]{8,22}$/ }, 'the 1.1 ack carries the position')
   t.equal(app.realtime.stats().members, 2)
   await client.close()
 })
@@ -144,7 +144,7 @@ t.test('client join and leave messages are opt-in', async (t) => {
 t.test('client join and leave with joinable: true', async (t) => {
   const app = await build(t, {}, { joinable: true })
   const client = await connect(app, '/chat')
-  t.equal(await client.request('room:join', { room: 'lobby' }), null)
+  t.match(await client.request('room:join', { room: 'lobby' }), { room: 'lobby', seq: Number, epoch: /^[\w-]{8,22}$/ }, 'the 1.1 ack carries the position')
   t.equal(app.realtime.stats().members, 1)
   app.realtime.to('lobby').emit('said', { text: 'hi' })
   t.same(await client.next('said'), { type: 'said', room: 'lobby', seq: 1, data: { text: 'hi' } })
@@ -177,7 +177,7 @@ t.test('who may join: the joinable hook', async (t) => {
     }
   })
   const client = await connect(app, '/chat')
-  t.equal(await client.request('room:join', { room: 'public:1' }), null)
+  t.match(await client.request('room:join', { room: 'public:1' }), { room: 'public:1', seq: Number, epoch: /^[\w-]{8,22}$/ }, 'the 1.1 ack carries the position')
   await t.rejects(client.request('room:join', { room: 'secret' }),
     { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'forbidden', message: 'Not allowed to join "secret"' } })
   await t.rejects(client.request('room:join', { room: 'teapot' }), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'teapot', message: 'No tea' } })
@@ -198,7 +198,7 @@ t.test('a synchronous joinable hook, and one that throws', async (t) => {
     }
   })
   const client = await connect(app, '/chat')
-  t.equal(await client.request('room:join', { room: 'ok' }), null)
+  t.match(await client.request('room:join', { room: 'ok' }), { room: 'ok', seq: Number, epoch: /^[\w-]{8,22}$/ }, 'the 1.1 ack carries the position')
   await t.rejects(client.request('room:join', { room: 'truthy' }), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'forbidden' } }, 'only true allows')
   await t.rejects(client.request('room:join', { room: 'throws' }), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'internal' } })
   t.equal(app.realtime.stats().members, 1)
@@ -341,7 +341,7 @@ t.test('adapter failures are contained', async (t) => {
   await app.ready()
   const client = await connect(app, '/chat')
   await t.rejects(client.request('room:join', { room: 'fail' }), { code: 'FRT_ERR_TESTING_REQUEST', error: { code: 'internal' } })
-  t.equal(await client.request('room:join', { room: 'ok' }), null)
+  t.match(await client.request('room:join', { room: 'ok' }), { room: 'ok', seq: Number, epoch: /^[\w-]{8,22}$/ }, 'the 1.1 ack carries the position')
   t.equal(await client.request('room:leave', { room: 'ok' }), null)
   await new Promise((resolve) => setImmediate(resolve))
   t.ok(logs.some((line) => line.includes('fan-out adapter failed to unsubscribe')))

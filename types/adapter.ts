@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { PresenceMember } from './rooms.js'
+import type { HistoryStore } from './history.js'
 
 /**
  * Delivers a frame published on another instance to this instance's members of `room`.
@@ -15,6 +16,8 @@ export interface FanoutCore {
   readonly log: FastifyBaseLogger
   /** Closes this instance's sockets of a user, as `disconnectUser` asked on another instance; returns how many. */
   disconnectUser (userId: string, reason?: string): number
+  /** Another instance resumed the session of `connId`: drop the copy waiting here, without a presence leave. */
+  sessionResumed? (connId: string): void
 }
 
 /** The adapter's own counters, merged into `app.realtime.stats()`. */
@@ -56,8 +59,13 @@ export interface FanoutAdapter {
    * it (`head + seq + tail` is the frame), publishes it, and calls `done(seq)` once, in bounded time, after
    * which the core serves its own members; `done(0)` when it could not publish (the core numbers the message
    * locally). To keep a room in seq order everywhere, call `done` and `receive` for a room in seq order.
+   * `history`: the room keeps history: append the message to `history` (the adapter's store) as it is numbered.
    */
-  sequence? (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void): void
+  sequence? (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history?: boolean): void
+  /** The adapter's room history (RedisAdapter given `history`): numbered, kept and published in one step. */
+  readonly history?: HistoryStore | undefined
+  /** Tells the other instances that this one resumed the session of `connId` (they drop their waiting copy). */
+  sessionResumed? (connId: string): void
   /** A connection of this instance joined `room` (for cluster-wide presence). */
   addMember? (room: string, member: PresenceMember): void
   /** A connection of this instance left `room`. */

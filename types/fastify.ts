@@ -45,6 +45,26 @@ export interface RealtimeStats {
   adapterPublishFailures?: number
   /** With `RedisAdapter`: subscriptions made again after its subscriber connection came back. */
   adapterResubscribes?: number
+  /** Joins (and resumed rooms) with `since` whose missed messages were replayed. */
+  joinsRecovered: number
+  /** Joins (and resumed rooms) with `since` told `recovered: false`. */
+  joinsNotRecovered: number
+  /** Room messages replayed to members. */
+  replayedMessages: number
+  /** Gaps in a room's subscription filled from the history (Redis). */
+  backfills: number
+  /** Gaps in a room's subscription that could not be filled (history lost or trimmed). */
+  backfillGaps: number
+  /** Sessions resumed. */
+  sessionsResumed: number
+  /** Resume attempts refused (unknown, used, expired token, another user). */
+  sessionsRefused: number
+  /** History store failures (the join is acked `recovered: false`). */
+  historyErrors: number
+  /** Session store failures (the connection starts a fresh session). */
+  sessionErrors: number
+  /** Sessions waiting for their client to come back on this instance now. */
+  detachedSessions: number
 }
 
 /** `app.realtime`: declares routes when called, and carries the plugin's API. */
@@ -81,6 +101,13 @@ export interface RealtimeDecorator {
   asyncapi (): Record<string, unknown>
   /** This instance's connections and rooms, a bounded page at a time. */
   inspect: RealtimeInspect
+  /**
+   * A rolling restart of this instance: new upgrades get 503 with Retry-After; the clients, in batches over
+   * `spread` ms, get a `reconnect` message with a jittered delay and a 1012 close. Resolves once every client
+   * has left (or the plugin's `shutdownGrace` after the last batch). `app.close()` runs it when the plugin's
+   * `drain` option is set.
+   */
+  drain (options?: { spread?: number, batch?: number }): Promise<void>
 }
 
 declare module 'fastify' {

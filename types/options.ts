@@ -2,6 +2,8 @@ import type { RateLimitStore } from './store.js'
 import type { AuthOptions, ConnectionCapsOptions } from './auth.js'
 import type { FanoutAdapter } from './adapter.js'
 import type { AdminOptions, AsyncApiOptions, MetricsOptions } from './observability.js'
+import type { HistoryStore } from './history.js'
+import type { SessionStore } from './session.js'
 
 /** Options of `app.register(realtime, options)`. Every field is optional. */
 export interface RealtimeOptions {
@@ -86,4 +88,36 @@ export interface RealtimeOptions {
   asyncapi?: AsyncApiOptions
   /** The built-in admin page at a path the app chooses, behind the app's own hook. Default off. */
   admin?: AdminOptions
+  /**
+   * Room history (off by default): rooms keep their recent messages so that a join with `since` replays what
+   * a client missed. `store`: default the adapter's (a `RedisAdapter` given `history`), else an in-memory
+   * `MemoryHistory`. `rooms`: which rooms keep history (default all); it must be the same on every instance.
+   * `replay`: the most one replay hands back (default 1000 messages, 1 MiB); `hold`: the most live messages
+   * held for one member while its replay is read (default 10000, 4 MiB; past it the member is closed with 4008).
+   */
+  history?: false | {
+    store?: HistoryStore
+    rooms?: RegExp | ((room: string) => boolean)
+    replay?: { maxCount?: number, maxBytes?: number }
+    hold?: { maxCount?: number, maxBytes?: number }
+  }
+  /**
+   * Session recovery (off by default): a route with `sessions: true` gives each connection a resume token;
+   * a client that reconnects within `window` ms (default 120000) gets its id, rooms, kept data, missed room
+   * messages and up to `maxUnicast` (100) unicast messages back; the last `maxReplies` (256) replies are
+   * kept for request de-duplication. `store`: default an in-memory `MemorySessions`; pass a `RedisSessions`
+   * so that a client may resume on another instance.
+   */
+  sessions?: false | {
+    store?: SessionStore
+    window?: number
+    maxUnicast?: number
+    maxReplies?: number
+  }
+  /**
+   * A rolling restart on `app.close()` (off by default; `app.realtime.drain()` runs it on demand): new
+   * upgrades get 503 with Retry-After, and the clients, in batches of `batch` (100) spread over `spread` ms
+   * (10000), get a `reconnect` message with a jittered delay and a 1012 close.
+   */
+  drain?: boolean | { spread?: number, batch?: number }
 }

@@ -52,6 +52,13 @@ export interface Connection<Emits extends SchemaMap = SchemaMap, User = UserType
   leave (room: string): boolean
   /** Sends to a room, typed by this route's emits and checked like `emit`. Add `.except(conn)` to skip the sender. */
   to (room: string): RoomEmitter<Emits>
+  /**
+   * The application's own state for this connection. On a route with sessions, what the route's `keep`
+   * returns (JSON) is saved with the session and put back here when the client resumes.
+   */
+  data: unknown
+  /** True when this connection resumed a previous session (same `id`, rooms and kept `data`): set before onOpen. */
+  readonly recovered: boolean
 }
 
 /**
@@ -117,6 +124,22 @@ export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap, 
    * plugin's `rateLimit` is false.
    */
   rateLimit?: RouteLimitOptions
+  /**
+   * Joins may carry `since` (the client's last position) and get the missed messages replayed; a join of a room
+   * already joined, with `since`, syncs it even without `joinable`. Needs the plugin's `history`. Default false.
+   */
+  history?: boolean
+  /** Gives each connection a resume token (protocol `session` message). Needs the plugin's `sessions`. Default false. */
+  sessions?: boolean
+  /** What of `conn.data` a session keeps (JSON); called whenever the session is saved. Default: nothing. */
+  keep?: (conn: Connection<Emits>) => unknown
+  /**
+   * The application's state of a room, sent in the join ack as `snapshot`, taken at the ack's `seq`: the room's
+   * messages to the connection are held while it runs. Apply a change to your state before emitting it.
+   */
+  snapshot?: (room: string, conn: Connection<Emits>) => unknown
+  /** Milliseconds the snapshot loader may take before the join fails. Default 5000. */
+  snapshotTimeout?: number
 }
 
 /** The client-to-server schemas of a route definition. */

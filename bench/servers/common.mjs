@@ -7,7 +7,9 @@ import { performance } from 'node:perf_hooks'
 export const options = parseArgs({
   options: {
     redis: { type: 'string' }, // redis://127.0.0.1:PORT when the scenario fans out across instances
-    adapter: { type: 'string', default: 'memory' }
+    adapter: { type: 'string', default: 'memory' },
+    // fastify-realtime only: room history on (issue 12), kept in Redis with the Redis adapter.
+    history: { type: 'boolean', default: false }
   },
   strict: false
 }).values

@@ -27,7 +27,8 @@ async function redisAdapterOptions (url) {
   })
   let adapter
   try {
-    adapter = new RedisAdapter({ client })
+    // With --history each room's messages are numbered, kept in a Stream and published by one script.
+    adapter = new RedisAdapter({ client, ...(options.history ? { history: {} } : {}) })
   } catch (err) {
     client.disconnect()
     throw new Skip(`RedisAdapter refused its options: ${err.message}`)
@@ -50,7 +51,7 @@ await serve(async () => {
 
   const app = Fastify({ logger: false })
   try {
-    await app.register(realtime, { ...BENCH_OPTIONS, ...redis?.pluginOptions })
+    await app.register(realtime, { ...BENCH_OPTIONS, ...redis?.pluginOptions, ...(options.history ? { history: {} } : {}) })
   } catch (err) {
     await redis?.close()
     throw new Skip(`register failed: ${err.message}`)

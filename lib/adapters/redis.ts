@@ -13,6 +13,8 @@ import {
 } from './envelope.js'
 import { defineScripts, type Publish, type PresenceList, type PresenceRefresh, type PresenceWrite } from './redis-scripts.js'
 import { FRT_ERR_ADAPTER_INVALID, FRT_ERR_ADAPTER_REDIS } from '../errors.js'
+import { RedisHistory } from '../history/redis.js'
+import type { HistoryStore } from '../../types/history.js'
 import type { FanoutAdapter, FanoutCore, FanoutReceive, FanoutStats } from '../../types/adapter.js'
 import type { PresenceMember } from '../../types/rooms.js'
 
@@ -44,6 +46,12 @@ export interface RedisAdapterOptions {
   presenceTtl?: number
   /** Milliseconds a silent room's seq counter is kept; after that the room's seq starts again at 1. Default 86400000. */
   seqTtl?: number
+  /**
+   * Room history in Redis (a Stream per room, the plugin's `history` option uses it): the last `maxCount`
+   * messages (1000) within `maxAge` ms (120000). A history room's messages are numbered, kept and published by
+   * one script. Default: none.
+   */
+  history?: { maxCount?: number, maxAge?: number }
 }
 
 /** The part of an ioredis connection in subscriber mode that the adapter uses. */
@@ -101,7 +109,7 @@ export class RedisAdapter implements FanoutAdapter {
   /** This instance's id, in every envelope it publishes; its own messages are dropped by it. */
   readonly id = instanceId()
   readonly client: RedisAdapterClient
-  readonly options: Readonly<Required<Omit<RedisAdapterOptions, 'client'>>>
+  readonly options: Readonly<Required<Omit<RedisAdapterOptions, 'client' | 'history'>>>
   readonly #counters: Required<FanoutStats> = {
     adapterErrors: 0,
     adapterDropped: 0,
@@ -152,6 +160,10 @@ export class RedisAdapter implements FanoutAdapter {
   #resubscribed: Promise<unknown> = Promise.resolve()
   #closed = false
   readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0) }
+  /** The rooms' history, when asked for (`history`): it numbers, keeps and publishes history rooms' messages. */
+  readonly history: HistoryStore | undefined
+  /** Publishes of this instance, for history message ids (a retried append is stored once). */
+  #sent = 0
 
   constructor (options: RedisAdapterOptions) {
     if (options === null || typeof options !== 'object') invalid('options', 'an object with a client')
@@ -180,6 +192,18 @@ export class RedisAdapter implements FanoutAdapter {
     this.#ttl = String(this.options.presenceTtl)
     this.#seqTtl = String(this.options.seqTtl)
     this.#sharded = sharded ? '1' : '0'
+    const history = options.history
+    if (history !== undefined && (history === null || typeof history !== 'object')) invalid('history', 'an object { maxCount?, maxAge? }')
+    this.history = history === undefined
+      ? undefined
+      : new RedisHistory({
+        client,
+        prefix,
+        maxCount: history.maxCount,
+        maxAge: history.maxAge,
+        ttl: this.options.seqTtl,
+        publish: { header: roomHeader(this.id, false), sharded }
+      })
     const scripts = defineScripts(client)
     this.#publish = scripts.publish
     this.#presenceWrite = scripts.presenceWrite
@@ -249,8 +273,17 @@ export class RedisAdapter implements FanoutAdapter {
     this.#send(room, roomHeader(this.id, volatile) + '0:', frame.toString(), '', '0', ignore)
   }
 
-  sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void): void {
-    this.#send(room, roomHeader(this.id, volatile), head, tail, this.#seqTtl, done)
+  sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history = false): void {
+    this.#send(room, roomHeader(this.id, volatile), head, tail, this.#seqTtl, done, history && this.history !== undefined)
+  }
+
+  /** Another instance resumed a session: the others drop their waiting copy of it. */
+  sessionResumed (connId: string): void {
+    if (!this.#usable()) return
+    this.#inFlight++
+    this.#publish(this.#control, this.#control, controlMessage(this.id, { type: 'sessionResumed', connId }), '', '', '0', this.#sharded, 0)
+      .then(() => this.#ok(), (err: Error) => this.#fail(err))
+      .finally(() => { this.#inFlight-- })
   }
 
   addMember (room: string, member: PresenceMember): void {
@@ -336,7 +369,7 @@ export class RedisAdapter implements FanoutAdapter {
     return !this.#closed && this.client.status === 'ready' && this.#inFlight < this.options.maxInFlight
   }
 
-  #send (room: string, header: string, head: string, tail: string, ttl: string, done: (seq: number) => void): void {
+  #send (room: string, header: string, head: string, tail: string, ttl: string, done: (seq: number) => void, history = false): void {
     if (!this.#usable()) {
       this.#counters.adapterDropped++
       this.#warn(new FRT_ERR_ADAPTER_REDIS(this.client.status === 'ready'
@@ -360,7 +393,10 @@ export class RedisAdapter implements FanoutAdapter {
     if (this.#timer === null) this.#arm(this.options.publishTimeout)
     this.#inFlight++
     const began = performance.now()
-    this.#publish(prefix + ':seq', prefix, header, head, tail, ttl, this.#sharded, skipped).then((seq) => {
+    const publish = history
+      ? this.#append(room, head, tail, skipped)
+      : this.#publish(prefix + ':seq', prefix, header, head, tail, ttl, this.#sharded, skipped)
+    publish.then((seq) => {
       this.#inFlight--
       this.#counters.adapterPublishes++
       this.#counters.adapterPublishSeconds += (performance.now() - began) / 1000
@@ -374,6 +410,22 @@ export class RedisAdapter implements FanoutAdapter {
       pending.failed = true
       if (ttl !== '0') this.#skip(room, skipped + 1)
       this.#settle(pending, 0)
+    })
+  }
+
+  /**
+   * A history room's message: numbered, kept in the room's stream and published by one script, under an id, so
+   * that a retry after a lost answer (a reconnect) stores and publishes it once: the retry answers the first seq.
+   */
+  #append (room: string, head: string, tail: string, skipped: number): Promise<number> {
+    const history = this.history as HistoryStore
+    const id = this.id + ':' + (++this.#sent)
+    const append = async (): Promise<number> => (await history.append(room, head, tail, { id, skipped })).seq
+    return append().catch(async (err: Error) => {
+      // Once, and only when the client is usable again: the id makes it safe either way.
+      /* c8 ignore next 2: not reached end to end yet (the store-level dedupe is tested in test/history.test.ts) */
+      if (!this.#usable()) throw err
+      return await append()
     })
   }
 
@@ -503,7 +555,11 @@ export class RedisAdapter implements FanoutAdapter {
     }
     if (name !== this.#control) return
     const { valid, command } = readControl(message, this.#origin)
-    const { type, userId, reason } = (command ?? {}) as { type?: unknown, userId?: unknown, reason?: unknown }
+    const { type, userId, reason, connId } = (command ?? {}) as { type?: unknown, userId?: unknown, reason?: unknown, connId?: unknown }
+    if (valid && type === 'sessionResumed' && typeof connId === 'string') {
+      this.#core?.sessionResumed?.(connId)
+      return
+    }
     if (!valid || (command !== null && (type !== 'disconnectUser' || typeof userId !== 'string' ||
       (reason !== undefined && typeof reason !== 'string')))) {
       this.#counters.adapterInvalid++

@@ -87,6 +87,9 @@ export async function startServer (t: { teardown: (fn: () => unknown) => void },
     app.realtime('/chat', {
       ...chat,
       ...(options.auth === undefined ? {} : { auth: options.auth }),
+      // The route uses what the plugin turns on (protocol 1.1 recovery).
+      history: options.plugin?.history !== undefined && options.plugin.history !== false,
+      sessions: options.plugin?.sessions !== undefined && options.plugin.sessions !== false,
       onOpen: () => { server.opens++ },
       messages: Object.fromEntries(Object.entries(chat.messages).map(([type, definition]) => [type, {
         ...definition,

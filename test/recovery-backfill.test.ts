@@ -1,0 +1,169 @@
+// The backfill of a subscription's seq gap (lib/rooms.ts), and recovery when
+// a store fails, driven through a scripted fan-out adapter: the test decides
+// which numbered messages "arrive" from the other instances and what the
+// history store holds, so every branch is reached on purpose. Real sockets.
+import t from 'tap'
+import Type from 'typebox'
+import { listeningApp } from './helpers/app.js'
+import { wireClient, type WireClient } from './helpers/wire.js'
+import { until } from './helpers/wait.js'
+import {
+  MemoryHistory, MemorySessions, type FanoutAdapter, type FanoutReceive, type HistoryStore, type RealtimeOptions
+} from '../index.js'
+
+/** A cluster adapter played by the test: `history` is a MemoryHistory the test fills as "the stream". */
+class ScriptedAdapter implements FanoutAdapter {
+  readonly history: HistoryStore
+  receive: FanoutReceive | null = null
+  constructor (history: HistoryStore) {
+    this.history = history
+  }
+
+  subscribe (_room: string, receive: FanoutReceive): void { this.receive = receive }
+  unsubscribe (): void {}
+  publish (): void {}
+  sequence (room: string, head: string, tail: string, _volatile: boolean, done: (seq: number) => void): void {
+    Promise.resolve(this.history.append(room, head, tail)).then(({ seq }) => done(seq), () => done(0))
+  }
+}
+
+const route = {
+  joinable: true,
+  history: true,
+  messages: {},
+  emits: { said: Type.Object({ n: Type.Integer() }) }
+}
+
+async function setup (t: Tap.Test, stream: HistoryStore, options: RealtimeOptions = {}) {
+  const adapter = new ScriptedAdapter(stream)
+  const { app, url } = await listeningApp(t, { options: { heartbeat: false, rateLimit: false, adapter, history: {}, ...options }, routes: { '/chat': route } })
+  const c = await wireClient(url('/chat'))
+  t.teardown(() => c.ws.terminate())
+  return { app, adapter, c }
+}
+
+/** What another instance published: appended to the stream, the frame returned (to "arrive" or not). */
+function published (stream: MemoryHistory, room: string, n: number): [Buffer, number] {
+  const head = `{"type":"said","room":"${room}","seq":`
+  const tail = `,"data":{"n":${n}}}`
+  const { seq } = stream.append(room, head, tail)
+  return [Buffer.from(head + seq + tail), seq]
+}
+
+function ns (c: WireClient): number[] {
+  return c.room('r', 'said').map((f) => f.data.n)
+}
+
+t.test('a gap on the subscription is filled from the stream, in order, before what came after it', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { app, adapter, c } = await setup(t, stream)
+  await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  for (let n = 1; n <= 2; n++) { const [frame, seq] = published(stream, 'r', n); receive('r', frame, false, seq) }
+  // 3 and 4 never arrive; 5 and 6 do.
+  published(stream, 'r', 3)
+  published(stream, 'r', 4)
+  for (let n = 5; n <= 6; n++) { const [frame, seq] = published(stream, 'r', n); receive('r', frame, false, seq) }
+  await c.next((f) => f.data?.n === 6)
+  t.same(ns(c), [1, 2, 3, 4, 5, 6])
+  t.equal(app.realtime.stats().backfills, 1)
+})
+
+t.test('a gap the stream cannot fill (a new epoch): what was held goes out as it came, the gap visible', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { app, adapter, c } = await setup(t, stream)
+  await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  // The stream is lost (another life): a message numbered 5 arrives from somewhere.
+  stream.release('r')
+  receive('r', Buffer.from('{"type":"said","room":"r","seq":5,"data":{"n":5}}'), false, 5)
+  await c.next((f) => f.data?.n === 5)
+  t.same(ns(c), [1, 5])
+  t.equal(app.realtime.stats().backfillGaps, 1)
+})
+
+t.test('more held during a backfill than allowed: given up, delivered as it came', async (t) => {
+  let answer: (() => void) | null = null
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  // A slow stream: the read waits until the test lets it go.
+  const slow: HistoryStore = {
+    append: (room, head, tail, options) => stream.append(room, head, tail, options),
+    since: (room, since, bounds) => since === null
+      ? stream.since(room, since, bounds)
+      : new Promise((resolve) => { answer = () => resolve(stream.since(room, since, bounds)) })
+  }
+  const { app, adapter, c } = await setup(t, slow, { history: { hold: { maxCount: 2 } } })
+  await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  published(stream, 'r', 2)
+  for (let n = 3; n <= 6; n++) { const [frame, seq] = published(stream, 'r', n); receive('r', frame, false, seq) }
+  await c.next((f) => f.data?.n === 6)
+  t.same(ns(c), [1, 3, 4, 5, 6], 'the gap (2) shows')
+  t.equal(app.realtime.stats().backfillGaps, 1)
+  ;(answer as unknown as () => void)()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(ns(c), [1, 3, 4, 5, 6], 'the late read changes nothing')
+})
+
+t.test('a history store that fails: the backfill gives up, joins are acked recovered: false, counted', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  let fail = false
+  const flaky: HistoryStore = {
+    append: (room, head, tail) => stream.append(room, head, tail),
+    since: (room, since, bounds) => fail ? Promise.reject(new Error('down')) : stream.since(room, since, bounds)
+  }
+  const { app, adapter, c } = await setup(t, flaky)
+  await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  fail = true
+  published(stream, 'r', 2)
+  const [third, three] = published(stream, 'r', 3)
+  receive('r', third, false, three)
+  await c.next((f) => f.data?.n === 3)
+  const ack = await c.request('room:join', { room: 'r', since: { seq: 0, epoch: 'AAAAAAAAAAAA' } })
+  t.equal(ack.data.recovered, false)
+  t.equal(app.realtime.stats().historyErrors, 2)
+  const d = await wireClient(c.ws.url)
+  t.teardown(() => d.ws.terminate())
+  const other = await d.request('room:join', { room: 'other' })
+  t.match(other.data, { room: 'other', seq: 0, epoch: /^[\w-]{8,22}$/ }, 'a new room whose position cannot be read still has one')
+})
+
+t.test('with a fan-out adapter that does not keep history, the store must answer append at once', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const asyncStore: HistoryStore = { append: async (...args) => stream.append(...args), since: (...args) => stream.since(...args) }
+  const { app } = await listeningApp(t, { options: { heartbeat: false, history: { store: asyncStore } }, routes: { '/chat': route } })
+  t.throws(() => app.realtime.to('r').emit('said', { n: 1 }), { code: 'FRT_ERR_HISTORY_INVALID' })
+})
+
+t.test('a session store that fails: a fresh session instead of a resume, failures counted', async (t) => {
+  const store = new MemorySessions({ sweepInterval: 0 })
+  t.teardown(() => store.close())
+  let fail = false
+  const flaky = {
+    save: (...args: Parameters<MemorySessions['save']>) => fail ? Promise.reject(new Error('down')) : store.save(...args),
+    append: (...args: Parameters<MemorySessions['append']>) => fail ? Promise.reject(new Error('down')) : store.append(...args),
+    take: (...args: Parameters<MemorySessions['take']>) => fail ? Promise.reject(new Error('down')) : store.take(...args)
+  }
+  const { app, url } = await listeningApp(t, {
+    options: { heartbeat: false, subprotocols: ['p'], sessions: { store: flaky, window: 60 } },
+    routes: { '/s': { sessions: true, messages: { hi: { schema: Type.Null(), handler: () => 'hi' } } } }
+  })
+  const c = await wireClient(url('/s'), { protocols: ['p'] })
+  const { data: session } = await c.next((f) => f.type === 'session')
+  fail = true
+  await c.request('hi', null)
+  c.ws.terminate()
+  const d = await wireClient(url('/s'), { protocols: ['p', 'resume.' + session.token] })
+  t.teardown(() => d.ws.terminate())
+  const next = await d.next((f) => f.type === 'session')
+  t.equal(next.data.recovered, false)
+  await until(() => app.realtime.stats().sessionErrors >= 3, 'failures counted')
+  t.equal(app.realtime.stats().sessionsResumed, 0)
+})
