@@ -13,6 +13,7 @@ import { Pipeline, closeOnAuthDeadline } from './lib/pipeline.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
+import { SseEndpoint } from './lib/sse.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -48,6 +49,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
   const handshake = new Handshake(options, auth)
+  const sse = new SseEndpoint(auth, options.closeTimeout, options.maxPayload)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
   const ownServer = !fastify.hasDecorator('websocketServer')
@@ -83,13 +85,15 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const realtime = function (this: FastifyInstance, path: string, definition: RouteDefinition<SchemaMap, SchemaMap>) {
     const route = compileRoute(path, definition, options, hub.rateLimitStore)
     const pipeline = new Pipeline(route, hub, auth, options)
+    const guarded = handshake.guard(this, path, route.auth, route.fastifyOptions)
     this.route({
-      ...handshake.guard(this, path, route.auth, route.fastifyOptions),
+      ...guarded,
       method: 'GET',
       url: path,
-      handler: notAnUpgrade,
+      handler: route.sse ? sse.streamHandler(pipeline) : notAnUpgrade,
       wsHandler: pipeline.accept
     })
+    if (route.sse) sse.declarePosts(this, path, guarded, pipeline, route.auth)
     return this
   } as RealtimeDecorator
   realtime.stats = () => hub.stats()

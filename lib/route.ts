@@ -42,12 +42,14 @@ export interface CompiledRoute extends EmitChecker {
   readonly auth: RouteAuthConfig | null
   /** The route's rate limits; null when the plugin's `rateLimit` is false. */
   readonly limiter: RouteLimiter | null
+  /** Whether the route also answers over SSE + POST (lib/sse.ts). */
+  readonly sse: boolean
   /** The definition's own Fastify route options (hooks, config, schema, ...), without fastify-realtime's keys. */
   readonly fastifyOptions: Record<string, unknown>
 }
 
 /** The keys of a route definition that fastify-realtime reads; every other key is a Fastify route option. */
-const REALTIME_KEYS = new Set(['messages', 'emits', 'onOpen', 'onClose', 'joinable', 'presence', 'auth', 'authorize', 'rateLimit'])
+const REALTIME_KEYS = new Set(['messages', 'emits', 'onOpen', 'onClose', 'joinable', 'presence', 'auth', 'authorize', 'rateLimit', 'sse'])
 
 /** Checks a route definition and compiles it; throws a coded error naming the path on anything wrong. */
 export function compileRoute (path: string, definition: RouteDefinition<SchemaMap, SchemaMap>,
@@ -91,6 +93,9 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
     }
   }
   checkRouteRooms(path, definition)
+  if (definition.sse !== undefined && typeof definition.sse !== 'boolean') {
+    throw new FRT_ERR_ROUTE_INVALID(path, '"sse" must be a boolean')
+  }
   const limiter = options.rateLimit === false || store === null
     ? null
     : new RouteLimiter(path, options, definition.rateLimit, messages, store)
@@ -111,6 +116,7 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
     presence: definition.presence === true,
     auth,
     limiter,
+    sse: definition.sse ?? options.sse,
     fastifyOptions,
     /** Throws on an undeclared type, and, when `validateEmits` is on, on a payload its schema refuses. */
     checkEmit (type: string, data: unknown): void {

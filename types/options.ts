@@ -25,6 +25,11 @@ export interface RealtimeOptions {
    * HTTP 403. Unset: no Origin check (required when `auth.sources` includes `cookie`).
    */
   origins?: string[]
+  /**
+   * Every route also answers over Server-Sent Events + HTTP POST (for clients whose WebSocket upgrade is blocked),
+   * unless its definition says `sse: false`. Default false: only routes whose definition says `sse: true` do.
+   */
+  sse?: boolean
   /** What an upgrade without an Origin header gets when `origins` is set: `'allow'` (default) or `'deny'` (HTTP 403). */
   missingOrigin?: 'allow' | 'deny'
   /** Application subprotocols the server may select (the first the client offers); a token entry never is. Default none. */

@@ -19,7 +19,10 @@ export interface Connection<Emits extends SchemaMap = SchemaMap> {
   readonly user: UserType | undefined
   /** Child of the request logger carrying `connId`. */
   readonly log: FastifyBaseLogger
-  /** The underlying `ws` socket; prefer `emit` and `close`. */
+  /**
+   * The underlying `ws` socket; prefer `emit` and `close`. On a connection over SSE, a stand-in with the same
+   * `readyState`, `bufferedAmount`, `close`, `terminate` and `ping`.
+   */
   readonly socket: WebSocket
   /** True once the socket is closing or closed; emits are then dropped. */
   readonly closed: boolean
@@ -99,6 +102,11 @@ export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap>
    * plugin's `rateLimit` is false.
    */
   rateLimit?: RouteLimitOptions
+  /**
+   * Also answer over Server-Sent Events + HTTP POST: `GET <path>` with `Accept: text/event-stream` opens a
+   * stream, `POST <path>` carries messages (see the README's SSE section). Default: the plugin's `sse` option.
+   */
+  sse?: boolean
 }
 
 /** The client-to-server schemas of a route definition. */
