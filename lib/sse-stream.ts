@@ -161,8 +161,8 @@ export class SseStream extends EventEmitter implements Transport {
     this.#reason = reason
     this.writeEvent(MessageType.SseClose, { code, reason })
     this.#res.end()
-    // As ws's closeTimeout: a client that reads nothing more would hold the backlog for ever.
-    if (this.bufferedAmount > 0) this.#timer = setTimeout(destroy, this.#closeTimeout, this.#res).unref()
+    // As ws's closeTimeout: a client that reads nothing more would hold the backlog (and its slot) for ever.
+    this.#timer = setTimeout(destroy, this.#closeTimeout, this.#res).unref()
   }
 
   terminate (): void {
