@@ -45,11 +45,15 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const ownStore = options.rateLimit !== false && options.rateLimit.store === null ? new MemoryStore() : null
   const store = options.rateLimit === false ? null : options.rateLimit.store ?? ownStore
   const hub = new Hub(options, fastify.log, store)
-  const shutdown = (): Promise<void> => hub.shutdown(options.shutdownGrace)
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
-  const handshake = new Handshake(options, auth)
   const sse = new SseEndpoint(auth, options.closeTimeout, options.maxPayload)
+  // Streams are closed by the hub's shutdown; none may open after it began.
+  const shutdown = (): Promise<void> => {
+    sse.closing = true
+    return hub.shutdown(options.shutdownGrace)
+  }
+  const handshake = new Handshake(options, auth)
   // The adapter learns how to reach this instance's sockets (another instance's disconnectUser).
   await hub.rooms.adapter.attach?.({ log: fastify.log, disconnectUser: (id, reason) => auth.disconnectUser(id, reason) })
   const ownServer = !fastify.hasDecorator('websocketServer')

@@ -107,3 +107,6 @@ export const FRT_ERR_SSE_CLOSED = createError(
 
 export const FRT_ERR_AUTH_TICKET_INVALID = createError(
   'FRT_ERR_AUTH_TICKET_INVALID', 'The ticket is unknown, used or expired', 401)
+
+export const FRT_ERR_SSE_SHUTDOWN = createError(
+  'FRT_ERR_SSE_SHUTDOWN', 'The server is shutting down', 503)

@@ -13,7 +13,7 @@ import type { WebSocket } from 'ws'
 import type { UserType } from '@fastify/jwt'
 import {
   FRT_ERR_ROUTE_UPGRADE_REQUIRED, FRT_ERR_SSE_CLOSED, FRT_ERR_SSE_SESSION_MISSING, FRT_ERR_SSE_SESSION_UNKNOWN,
-  FRT_ERR_SSE_SESSION_USER
+  FRT_ERR_SSE_SESSION_USER, FRT_ERR_SSE_SHUTDOWN
 } from './errors.js'
 import { MessageType } from './protocol.js'
 import { SseStream } from './sse-stream.js'
@@ -38,6 +38,8 @@ const EMPTY = Buffer.alloc(0)
 export class SseEndpoint {
   /** Open streams by session id, every route of the instance. */
   readonly sessions = new Map<string, SseStream>()
+  /** Set when the app starts closing: the hub's shutdown has closed the streams, no new one may open. */
+  closing = false
   readonly #auth: Auth
   readonly #closeTimeout: number
   readonly #maxPayload: number
@@ -52,6 +54,7 @@ export class SseEndpoint {
   streamHandler (pipeline: Pipeline): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
     return async (request, reply) => {
       if (!isStreamRequest(request)) throw new FRT_ERR_ROUTE_UPGRADE_REQUIRED()
+      if (this.closing) throw new FRT_ERR_SSE_SHUTDOWN()
       this.open(request, reply, pipeline)
     }
   }
@@ -59,8 +62,11 @@ export class SseEndpoint {
   open (request: FastifyRequest, reply: FastifyReply, pipeline: Pipeline): void {
     reply.hijack()
     const res = reply.raw
-    // Headers the app's hooks set (CORS, say) go out with ours.
-    res.writeHead(200, { ...reply.getHeaders(), ...STREAM_HEADERS } as Record<string, string>)
+    // Headers the app's hooks set (CORS, say) go out with ours. Over HTTP/1.1 the connection ends with the
+    // stream: kept alive, it would be idle only after server.close() looked for idle connections to close.
+    const headers: Record<string, unknown> = { ...reply.getHeaders(), ...STREAM_HEADERS }
+    if (request.raw.httpVersionMajor === 1) headers.connection = 'close'
+    res.writeHead(200, headers as Record<string, string>)
     const stream = new SseStream(res, this.sessions, pipeline, this.#auth.userKey((request as { user?: UserType }).user),
       request.headers['last-event-id'], this.#closeTimeout)
     // First, before onOpen can send anything: the id the client's POSTs name.
