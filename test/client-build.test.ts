@@ -28,7 +28,7 @@ t.test('the bundle is self-contained, has no server code, and is under 6 KB min+
   // It runs as is: load it as a module and open nothing (no WebSocket given means a clear error).
   const client = await import(outfile)
   t.equal(typeof client.createClient, 'function')
-  t.throws(() => client.createClient('ws://127.0.0.1:9/'), /No WebSocket implementation/)
+  t.throws(() => client.createClient('ws://127.0.0.1:9/', { fallback: false }), /No WebSocket implementation/)
 })
 
 t.test('the size check fails past its budget; by default it builds dist/browser/client.js', async (t) => {
