@@ -16,8 +16,7 @@ import type { ServerResponse } from 'node:http'
 import type { Http2ServerResponse } from 'node:http2'
 import { FRT_ERR_SSE_BUSY, FRT_ERR_SSE_DUPLICATE } from './errors.js'
 import { CloseCode, MessageType } from './protocol.js'
-import type { Frame } from './frames.js'
-import { ReadyState, type Transport } from './transport.js'
+import { ReadyState, type FramedMessage, type Transport } from './transport.js'
 
 export type SseResponse = ServerResponse | Http2ServerResponse
 // What is used of either response.
@@ -67,7 +66,7 @@ export function requestKey (body: Buffer): string | undefined {
 }
 
 /** The SSE event of a message, made once per Frame. */
-function eventOf (frame: Frame): Buffer {
+function eventOf (frame: FramedMessage): Buffer {
   if (frame.sse !== null) return frame.sse
   const data = frame.data
   const room = ROOM_EVENT.exec(data.toString('latin1', 0, 512))
@@ -126,7 +125,7 @@ export class SseStream extends EventEmitter implements Transport {
     this.#res.write('data: ' + JSON.stringify({ type, data }) + '\n\n')
   }
 
-  writeFrame (frame: Frame): void {
+  writeFrame (frame: FramedMessage): void {
     if ((this.#capture !== null || this.#waiting.size !== 0) && this.#answer(frame.data)) return
     this.#res.write(eventOf(frame))
   }

@@ -5,10 +5,17 @@
 // `bufferedAmount`, the heartbeat calls `ping` and listens for 'pong', and the
 // hub's shutdown calls `terminate`. lib/sse-stream.ts is the second transport.
 import type { FastifyRequest } from 'fastify'
-import type { Frame } from './frames.js'
 
 /** ws's readyState values, which every transport reports. */
 export const ReadyState = { Open: 1, Closing: 2, Closed: 3 } as const
+
+/** A message framed once for any number of connections (lib/frames.ts's Frame, as a transport sees it). */
+export interface FramedMessage {
+  /** The payload: one serialized envelope. */
+  readonly data: Buffer
+  /** The transport's own encoding of it, made once by the first connection that needs it. */
+  sse: Buffer | null
+}
 
 export interface Transport {
   /** `ReadyState.Open` until `close` or `terminate` (or the peer went away). */
@@ -16,7 +23,7 @@ export interface Transport {
   /** Bytes written and not yet taken by the kernel (or, over HTTP/2, by the peer's window). */
   readonly bufferedAmount: number
   /** Writes one message, already serialized (and framed once for ws) by the caller. */
-  writeFrame (frame: Frame): void
+  writeFrame (frame: FramedMessage): void
   /** Ends the connection with a code the peer is told about; 'close' follows once it is gone. */
   close (code: number, reason: string): void
   /** Ends the connection at once, telling the peer nothing. */

@@ -46,6 +46,13 @@ t.test('falls back to SSE when the upgrade is refused, then upgrades back', asyn
   await until(() => echoed.length === 5, 'five echoes')
   t.same(echoed, ['1', '2', '3', '4', '5'])
 
+  // A close by the server reaches the client as its code, and it reconnects over SSE (upgrades still fail).
+  const closed = new Promise<{ code: number }>((resolve) => c.events.on('close', resolve))
+  await c.request('closeMe', { code: 4500 })
+  t.equal((await closed).code, 4500)
+  await c.ready()
+  t.equal(c.transport, 'sse')
+
   // The proxy lets upgrades through again: the next probe finds it and the client moves over.
   blocked.value = false
   await until(() => c.transport === 'websocket', 'the upgrade back to WebSocket')

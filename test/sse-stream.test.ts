@@ -3,7 +3,9 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { Frame } from '../lib/frames.js'
-import { SseStream } from '../lib/sse-stream.js'
+import { MAX_WAITING, SseStream } from '../lib/sse-stream.js'
+import { Auth } from '../lib/auth.js'
+import { resolveOptions } from '../lib/options.js'
 import { serializeRoomEvent } from '../lib/protocol.js'
 
 function fakeResponse () {
@@ -66,4 +68,39 @@ t.test('a stream being closed answers no ping', async (t) => {
   t.equal(pongs, 1)
   t.same(res.written, [':\n\n', 'data: {"type":"sse:close","data":{"code":1000,"reason":"bye"}}\n\n'])
   res.emit('close')
+})
+
+t.test('replies: a POST waits for its own id; other replies go down the stream; at most MAX_WAITING wait', async (t) => {
+  const res = fakeResponse()
+  const stream = new SseStream(res as never, new Map(), {}, undefined, undefined, 1000)
+  // Nothing listens for 'message' here: every request waits.
+  const first = stream.deliver(Buffer.from('{"type":"x","id":1}')) as Promise<string | null>
+  stream.writeFrame(new Frame('{"type":"ack","id":99,"data":null}'))
+  t.equal(res.written.length, 1, 'an ack nobody waits for goes down the stream')
+  stream.writeFrame(new Frame('{"type":"ack","id":1,"data":"one"}'))
+  t.equal(await first, '{"type":"ack","id":1,"data":"one"}')
+  for (let i = 0; i < MAX_WAITING; i++) stream.deliver(Buffer.from(`{"type":"x","id":"w${i}"}`))
+  t.throws(() => stream.deliver(Buffer.from('{"type":"x","id":"one more"}')), { code: 'FRT_ERR_SSE_BUSY' })
+  t.equal(stream.deliver(Buffer.from('{"type":"x"}')), null, 'without an id nothing waits')
+})
+
+t.test('terminate over HTTP/2 destroys the stream under the response', async (t) => {
+  const res = fakeResponse() as any
+  let destroyed = 0
+  res.destroy = undefined
+  res.stream = { writableLength: 5, destroy: () => { destroyed++; queueMicrotask(() => res.emit('close')) } }
+  const stream = new SseStream(res as never, new Map(), {}, undefined, undefined, 1000)
+  t.equal(stream.bufferedAmount, 5, 'what the HTTP/2 stream holds')
+  stream.terminate()
+  await new Promise((resolve) => stream.on('close', resolve))
+  t.equal(destroyed, 1)
+})
+
+t.test('tickets: past the bound the oldest go first', async (t) => {
+  const auth = new Auth(resolveOptions({}).auth, () => {})
+  const request = { user: { sub: 'ann' } } as never
+  const first = auth.issueTicket(request).ticket
+  for (let i = 0; i < 65_536; i++) auth.issueTicket(request)
+  t.equal(auth.redeemTicket({} as never, first), false, 'the oldest was dropped')
+  auth.close()
 })

@@ -3,7 +3,8 @@
 // handlers, rooms, presence, limits and close codes.
 import t from 'tap'
 import { Type } from 'typebox'
-import { listeningApp, openSocket } from './helpers/app.js'
+import { listeningApp, openSocket, registeredApp } from './helpers/app.js'
+import type { AddressInfo } from 'node:net'
 import { openStream, post } from './helpers/sse.js'
 import { until, within } from './helpers/wait.js'
 import nodeHttp from 'node:http'
@@ -250,4 +251,21 @@ t.test('a Last-Event-ID is kept for the resume hook', async (t) => {
   t.same(seen, [{ room: 'lobby', seq: 41 }, null])
   stream.close()
   fresh.close()
+})
+
+t.test('a route\'s sse must be a boolean; no stream opens once shutdown began', async (t) => {
+  const app = await registeredApp(t, {}, { return503OnClosing: false })
+  app.realtime('/chat', chat)
+  t.throws(() => app.realtime('/bad', { sse: 'yes', messages: {} } as never), { code: 'FRT_ERR_ROUTE_INVALID' })
+  let late: number | undefined
+  // After the plugin's own preClose (the shutdown), while the server still listens.
+  app.addHook('preClose', async () => {
+    late = await openStream(http).then(() => 200, (err: { status: number }) => err.status)
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const http = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/chat`
+  const stream = await openStream(http)
+  await app.close()
+  await stream.ended
+  t.equal(late, 503)
 })

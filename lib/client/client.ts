@@ -430,6 +430,7 @@ export class RealtimeClient<R = unknown> {
     let probe: WebSocketLike
     try {
       probe = new (this.#WebSocket as WebSocketConstructor)(this.url, protocols)
+    /* c8 ignore next 3: only a malformed URL throws here, and the first attempt, with the same URL, already closed the client */
     } catch {
       return
     }
