@@ -80,3 +80,30 @@ t.test('the fallback carries the token in a header and maps a refused token to 4
   const closed = await new Promise<{ code: number }>((resolve) => { refused.onclose = resolve })
   t.equal(closed.code, 4401)
 })
+
+t.test('the fallback socket: a POST refused for its token closes with 4401, a POST whose stream is gone with 1006', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwt, { secret: SECRET, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
+  // A long grace keeps the stream open past the token's exp; its POSTs are verified afresh.
+  await app.register(realtime, { rateLimit: false, heartbeat: false, auth: { grace: 60_000 } })
+  app.realtime('/chat', { ...chat, sse: true, auth: 'handshake' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/chat`
+  const short = new SseSocket(url, [`bearer.${app.jwt.sign({ sub: 'ann', exp: Math.floor(Date.now() / 1000) + 1 })}`])
+  await new Promise((resolve) => { short.onopen = resolve })
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const refused = new Promise<{ code: number }>((resolve) => { short.onclose = resolve })
+  short.send('{"type":"echo","id":1,"data":{"text":"a"}}')
+  t.equal((await refused).code, 4401)
+
+  const socket = new SseSocket(url, [`bearer.${app.jwt.sign({ sub: 'bob' })}`])
+  await new Promise((resolve) => { socket.onopen = resolve })
+  const lost = new Promise<{ code: number }>((resolve) => { socket.onclose = resolve })
+  socket.send('{"type":"hang","id":1,"data":null}')
+  await until(() => app.realtime.stats().messagesIn === 1, 'the hanging request to arrive')
+  app.realtime.disconnectUser('bob')
+  t.equal((await lost).code, 4401, 'the stream\'s own close code, whichever came first')
+  socket.close()
+  t.equal(socket.readyState, 3)
+})

@@ -437,6 +437,7 @@ export class RealtimeClient<R = unknown> {
     probe.onerror = () => {} // the close event follows
     probe.onopen = () => {
       probe.close(CloseCode.Normal, 'probe')
+      /* c8 ignore next: a race guard: the SSE connection ended while the probe was opening */
       if (conn !== this.#conn || this.#ws === null) return
       this.#sse = false
       const sse = this.#ws
@@ -446,6 +447,7 @@ export class RealtimeClient<R = unknown> {
     }
     probe.onclose = () => {
       if (conn !== this.#conn) return
+      /* c8 ignore next: a race guard (the SSE connection ended while the next probe waited); reconnect: false is the default cap */
       unref(setTimeout(() => { if (conn === this.#conn) this.#probe(conn, protocols) }, this.#o.reconnect === false ? Backoff.cap : this.#o.reconnect.cap))
     }
   }

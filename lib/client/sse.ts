@@ -91,8 +91,8 @@ export class SseSocket implements WebSocketLike {
         method: 'POST', headers: { ...this.#headers, 'content-type': 'application/json' }, body, signal: this.#abort.signal
       })
       const text = await res.text()
-      // 401 and 403: the token or the user; anything else: the session is gone (404, 410) or the server failed.
-      if (res.status >= 400) return this.close(res.status === 401 ? CloseCode.Unauthorized : res.status === 403 ? CloseCode.Forbidden : CloseCode.Abnormal, text)
+      // 401: the token (the client asks for a fresh one); anything else: the session is gone (404, 410), refused, or failed.
+      if (res.status >= 400) return this.close(res.status === 401 ? CloseCode.Unauthorized : CloseCode.Abnormal, text)
       if (text !== '') this.onmessage?.({ data: text })
     }
     this.#posting = false
