@@ -82,8 +82,9 @@ t.test('replies: a POST waits for its own id; other replies go down the stream; 
   stream.deliver(Buffer.from('{"type":"x","id":2}'))
   stream.writeFrame(new Frame('{"type":"error","error":{"code":"bad_json","message":"x"}}'))
   t.equal(res.written.length, 2, 'an id-less error outside a POST goes down the stream')
-  for (let i = 0; i < MAX_WAITING; i++) stream.deliver(Buffer.from(`{"type":"x","id":"w${i}"}`))
+  for (let i = 1; i < MAX_WAITING; i++) stream.deliver(Buffer.from(`{"type":"x","id":"w${i}"}`))
   t.throws(() => stream.deliver(Buffer.from('{"type":"x","id":"one more"}')), { code: 'FRT_ERR_SSE_BUSY' })
+  t.throws(() => stream.deliver(Buffer.from('{"type":"x","id":2}')), { code: 'FRT_ERR_SSE_DUPLICATE' })
   t.equal(stream.deliver(Buffer.from('{"type":"x"}')), null, 'without an id nothing waits')
 })
 
