@@ -22,6 +22,7 @@ import { MemorySessions } from './lib/sessions/memory.js'
 import { Drain } from './lib/drain.js'
 import type { RoomHistory } from './lib/rooms.js'
 import type { ResolvedOptions } from './lib/options.js'
+import { SseEndpoint } from './lib/sse.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -68,12 +69,16 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const sessionStore = options.sessions === false ? null : options.sessions.store ?? ownSessions
   const hub = new Hub(options, fastify.log, boundedStore, history, sessionStore)
   const drain = new Drain(hub, options)
+  const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
+  const auth = new Auth(options.auth, closeOnAuthDeadline)
+  const sse = new SseEndpoint(auth, options.closeTimeout, options.maxPayload)
+  // A rolling restart first (the drain option), then the bounded close of what is left; SSE streams are
+  // closed by the hub's shutdown, and none may open after it began.
   const shutdown = async (): Promise<void> => {
+    sse.closing = true
     if (options.drain !== false) await drain.run(options.drain)
     await hub.shutdown(options.shutdownGrace)
   }
-  const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
-  const auth = new Auth(options.auth, closeOnAuthDeadline)
   const handshake = new Handshake(options, auth, drain.refuse)
   // Metrics, the admin page, inspection and the AsyncAPI document (lib/observability.ts).
   const obs = await Observability.create(hub, options, ownOptions)
@@ -133,13 +138,15 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     const route = compileRoute(url, definition, options, hub.rateLimitStore)
     const pipeline = new Pipeline(route, hub, auth, options, obs.recorder)
     obs.declare(url, definition)
+    const guarded = handshake.guard(this, path, route.auth, route.fastifyOptions)
     this.route({
-      ...handshake.guard(this, path, route.auth, route.fastifyOptions),
+      ...guarded,
       method: 'GET',
       url: path,
-      handler: notAnUpgrade,
+      handler: route.sse ? sse.streamHandler(pipeline) : notAnUpgrade,
       wsHandler: pipeline.accept
     })
+    if (route.sse) sse.declarePosts(this, path, guarded, pipeline, route.auth)
     return this
   } as RealtimeDecorator
   realtime.stats = () => hub.stats()

@@ -4,14 +4,17 @@
 // verified by `request.jwtVerify`, so the app's @fastify/jwt configuration
 // (algorithms, `trusted` deny-lists, `formatUser`, secret providers) applies to
 // every mode alike; the token reaches it through `extractToken`.
+import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyJwtVerifyOptions, UserType, VerifyPayloadType } from '@fastify/jwt'
 import {
-  FRT_ERR_AUTH_KEY_PROVIDER, FRT_ERR_AUTH_TOKEN_EXPIRED, FRT_ERR_AUTH_TOKEN_INVALID, FRT_ERR_AUTH_TOKEN_MISSING, FRT_ERR_ROUTE_INVALID
+  FRT_ERR_AUTH_KEY_PROVIDER, FRT_ERR_AUTH_TICKET_INVALID, FRT_ERR_AUTH_TOKEN_EXPIRED, FRT_ERR_AUTH_TOKEN_INVALID, FRT_ERR_AUTH_TOKEN_MISSING,
+  FRT_ERR_ROUTE_INVALID
 } from './errors.js'
 import { CloseCode } from './protocol.js'
 import { Deadlines } from './deadlines.js'
 import { findToken, isTokenFault } from './token.js'
+import { isSseRequest, isStreamRequest } from './transport.js'
 import { userKey, type ResolvedOptions } from './options.js'
 import type { AuthMode, RouteAuth } from '../types/auth.js'
 
@@ -64,6 +67,13 @@ const VERIFY_OPTIONS = {
 // When the prune of superseded deadlines pays for itself.
 const PRUNE_SLACK = 1024
 
+// Tickets: 144 random bits, as session ids; at most this many unused at once (the oldest go first).
+const TICKET_BYTES = 18
+const MAX_TICKETS = 65_536
+
+/** A stream ticket: who asked for it, until when. */
+interface Ticket { user: UserType | undefined, exp: number | undefined, expiresAt: number }
+
 export function normalizeRouteAuth (path: string, auth: RouteAuth | undefined | false): RouteAuthConfig | null {
   if (auth === undefined || auth === false) return null
   // Token sources and the like are plugin options: a route that sets them would be silently ignored.
@@ -91,6 +101,8 @@ export class Auth {
   /** Connections with a current deadline, to know when superseded entries are worth pruning. */
   current = 0
   readonly #deadlineReached: DeadlineReached
+  /** Unused stream tickets, oldest first (one lifetime for all, so also soonest to expire first). */
+  readonly #tickets = new Map<string, Ticket>()
 
   constructor (options: ResolvedOptions['auth'], deadlineReached: DeadlineReached) {
     this.options = options
@@ -100,12 +112,44 @@ export class Auth {
   /** The route `onRequest` hook of handshake auth: HTTP 401 before the upgrade on any failure. */
   handshake (routeAuth: RouteAuthConfig): (request: FastifyRequest) => Promise<void> {
     const options = this.options
+    const tickets = this
     return async function verifyHandshake (request) {
-      if (!request.ws) return
+      if (!request.ws && !isSseRequest(request)) return
+      // An EventSource cannot send headers: a stream may be opened with a ticket instead.
+      const ticket = isStreamRequest(request) ? (request.query as { ticket?: unknown } | null)?.ticket : undefined
+      if (typeof ticket === 'string') {
+        if (!tickets.redeemTicket(request, ticket)) throw new FRT_ERR_AUTH_TICKET_INVALID()
+        return
+      }
       const token = findToken(request, options, routeAuth.query)
       if (token === undefined) throw new FRT_ERR_AUTH_TOKEN_MISSING()
       await verify(request, token)
     }
+  }
+
+  /** A single-use ticket for opening a stream as the request's (authenticated) user, valid `auth.ticketTtl` ms. */
+  issueTicket (request: FastifyRequest): { ticket: string, expiresIn: number } {
+    const tickets = this.#tickets
+    const now = Date.now()
+    for (const [key, ticket] of tickets) {
+      if (ticket.expiresAt > now && tickets.size < MAX_TICKETS) break
+      tickets.delete(key)
+    }
+    const ticket = randomBytes(TICKET_BYTES).toString('base64url')
+    const user = (request as { user?: UserType }).user
+    tickets.set(ticket, { user, exp: (request as TokenRequest)[kExp], expiresAt: now + this.options.ticketTtl })
+    return { ticket, expiresIn: this.options.ticketTtl }
+  }
+
+  /** Spends a ticket: the request becomes its user's, with its token's expiry. False when unknown, used or expired. */
+  redeemTicket (request: FastifyRequest, key: string): boolean {
+    const ticket = this.#tickets.get(key)
+    if (ticket === undefined) return false
+    this.#tickets.delete(key)
+    if (ticket.expiresAt <= Date.now()) return false
+    ;(request as { user?: UserType }).user = ticket.user
+    ;(request as TokenRequest)[kExp] = ticket.exp
+    return true
   }
 
   userKey (user: UserType | undefined): string | undefined {
@@ -186,6 +230,7 @@ export class Auth {
   }
 
   close (): void {
+    this.#tickets.clear()
     this.deadlines.clear()
     this.current = 0
   }

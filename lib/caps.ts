@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { FRT_ERR_CAPS_ADDRESS, FRT_ERR_CAPS_TOTAL, FRT_ERR_CAPS_USER } from './errors.js'
 import type { UserType } from '@fastify/jwt'
+import { isStreamRequest } from './transport.js'
 
 export interface CapsOptions {
   /** 0 means no cap. */
@@ -42,7 +43,7 @@ export class ConnectionCaps {
 
   /** `onRequest`, before auth: the total and per-address caps, cheap enough to shed load before any crypto. */
   readonly acquire: Hook = (request, reply, done) => {
-    const stream = request.ws ? upgradeStream(request) : undefined
+    const stream = slotStream(request, reply)
     if (stream === undefined || stream.destroyed) return done()
     const { max, perIp, retryAfter } = this.options
     if (max > 0 && this.total >= max) {
@@ -63,7 +64,7 @@ export class ConnectionCaps {
 
   /** `preHandler`, after every auth hook has run: the per-user cap. */
   readonly acquireUser: Hook = (request, reply, done) => {
-    const stream = request.ws ? upgradeStream(request) : undefined
+    const stream = slotStream(request, reply)
     const slot = stream?.[kSlot]
     const user = (request as { user?: UserType }).user
     if (slot === undefined || user == null || this.options.perUser === 0) return done()
@@ -100,6 +101,13 @@ function decrement (map: Map<string, number>, key: string | undefined): void {
   } else {
     map.set(key, n)
   }
+}
+
+// What a slot rides on: the upgrade's transport, or an SSE stream's response (its 'close' ends the stream);
+// nothing for other requests (an SSE POST is not a connection).
+function slotStream (request: FastifyRequest, reply: FastifyReply): SlotStream | undefined {
+  if (request.ws) return upgradeStream(request)
+  return isStreamRequest(request) ? reply.raw as unknown as SlotStream : undefined
 }
 
 // The transport under an upgrade request: the TCP socket, or for `app.injectWS`

@@ -104,3 +104,27 @@ export const FRT_ERR_SHUTDOWN_DRAINING = createError(
 
 export const FRT_ERR_SNAPSHOT_TIMEOUT = createError(
   'FRT_ERR_SNAPSHOT_TIMEOUT', 'The snapshot of room %s took longer than %d ms', 408)
+
+export const FRT_ERR_SSE_SESSION_MISSING = createError(
+  'FRT_ERR_SSE_SESSION_MISSING', 'A message needs the Realtime-Session header of its stream', 400)
+
+export const FRT_ERR_SSE_SESSION_UNKNOWN = createError(
+  'FRT_ERR_SSE_SESSION_UNKNOWN', 'No open stream has this session id on this route', 404)
+
+export const FRT_ERR_SSE_SESSION_USER = createError(
+  'FRT_ERR_SSE_SESSION_USER', 'The stream of this session belongs to another user', 403)
+
+export const FRT_ERR_SSE_DUPLICATE = createError(
+  'FRT_ERR_SSE_DUPLICATE', 'A request with this id is already waiting for its reply', 409)
+
+export const FRT_ERR_SSE_BUSY = createError(
+  'FRT_ERR_SSE_BUSY', 'At most %d requests may wait for their reply at once', 429)
+
+export const FRT_ERR_SSE_CLOSED = createError(
+  'FRT_ERR_SSE_CLOSED', 'The stream closed before the reply', 410)
+
+export const FRT_ERR_AUTH_TICKET_INVALID = createError(
+  'FRT_ERR_AUTH_TICKET_INVALID', 'The ticket is unknown, used or expired', 401)
+
+export const FRT_ERR_SSE_SHUTDOWN = createError(
+  'FRT_ERR_SSE_SHUTDOWN', 'The server is shutting down', 503)

@@ -9,9 +9,12 @@
 // only when ws itself would write at once (nothing queued behind a compression
 // or a Blob read, no fragmented message open, no permessage-deflate), so the
 // order of frames on the wire is the order of the calls, whichever path each took.
+// A socket that is not ws's (no Sender: the SSE stream of lib/sse-stream.ts) is
+// handed the frame through the Transport interface, one branch before all that.
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { Backpressure, WatchedConnection } from './backpressure.js'
+import type { Transport } from './transport.js'
 
 /** What the fast path needs of a connection: its ws socket and the slow-consumer policy it answers to. */
 export interface FrameTarget extends WatchedConnection {
@@ -30,7 +33,8 @@ interface SenderState {
 
 interface WsState {
   _socket: Socket
-  _sender: SenderState
+  // Undefined on a socket that is not ws's (lib/transport.ts).
+  _sender: SenderState | undefined
   _extensions: Record<string, unknown>
 }
 
@@ -42,6 +46,8 @@ const FIN_TEXT = 0x81
 export class Frame {
   /** Header and payload, as written to the TCP socket. */
   readonly wire: Buffer
+  /** The same message as an SSE event, made once by lib/sse-stream.ts for every stream it goes to. */
+  sse: Buffer | null = null
   readonly #header: number
 
   constructor (payload: string | Buffer) {
@@ -83,6 +89,12 @@ let flushScheduled = false
 export function writeFrame (conn: FrameTarget, frame: Frame): void {
   const ws = conn.socket as unknown as WsState
   const sender = ws._sender
+  if (sender === undefined) {
+    // Another transport: it frames and buffers on its own; judged after each write, as through ws.
+    (conn.socket as unknown as Transport).writeFrame(frame)
+    conn.backpressure.check(conn)
+    return
+  }
   if (sender._state !== 0 || sender._queue.length !== 0 || !sender._firstFragment ||
     ws._extensions['permessage-deflate'] !== undefined) {
     // ws queues it behind what it holds, or compresses it: the order is kept by ws.

@@ -41,9 +41,11 @@ const OptionsSchema = Type.Object({
     timeout: Type.Optional(Type.Integer({ minimum: 1 })),
     grace: Type.Optional(Type.Integer({ minimum: 0 })),
     forbiddenBudget: Type.Optional(Type.Integer({ minimum: 0 })),
+    ticketTtl: Type.Optional(Type.Integer({ minimum: 1 })),
     // A function: checked by typeof in resolveOptions.
     userId: Type.Optional(Type.Unknown())
   }, { additionalProperties: false })),
+  sse: Type.Optional(Type.Boolean()),
   origins: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Literal('same-origin'), Type.Literal('*')])),
   missingOrigin: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
   subprotocols: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
@@ -130,8 +132,12 @@ export const defaults = {
     // Secure by default: a client refreshes before `exp`, not after.
     grace: 0,
     forbiddenBudget: 5,
+    /** ms a stream ticket (SSE transport, lib/sse.ts) stays valid; single use. */
+    ticketTtl: 30_000,
     userId: defaultUserId as (user: UserType) => string | number | undefined
   },
+  /** Routes also answer over Server-Sent Events + POST (lib/sse.ts) unless their definition says `sse: false`. */
+  sse: false as boolean,
   /**
    * Allowed origins, serialized; by default the Origin's host must be the request's (same-origin), and
    * '*' turns the check off (lib/origin.ts). Secure by default against cross-site WebSocket hijacking.

@@ -8,6 +8,7 @@
 // what a request without one gets.
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { FRT_ERR_ORIGIN_FORBIDDEN } from './errors.js'
+import { isSseRequest, isStreamRequest } from './transport.js'
 
 /**
  * The serialized origin of an allow-list entry (lower-case host, no default
@@ -34,11 +35,13 @@ export type OriginHook = (request: FastifyRequest, reply: FastifyReply, done: Ho
 export function originGuard (allowed: readonly string[], missing: 'allow' | 'deny'): OriginHook {
   const allow = new Set(allowed)
   return function checkOrigin (request, _reply, done) {
-    if (!request.ws) return done()
+    if (!request.ws && !isSseRequest(request)) return done()
     const origin = request.headers.origin
     // The header is compared as sent: browsers serialize origins canonically,
     // and anything else is not a browser, so normalizing would only widen the match.
-    if (origin === undefined ? missing === 'allow' : allow.has(origin)) return done()
+    // A browser sends no Origin on a same-origin GET, so an SSE stream without one passes; its
+    // POSTs (which browsers always send it on) are where a cross-site page would act.
+    if (origin === undefined ? missing === 'allow' || isStreamRequest(request) : allow.has(origin)) return done()
     done(new FRT_ERR_ORIGIN_FORBIDDEN())
   }
 }

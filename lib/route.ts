@@ -45,6 +45,8 @@ export interface CompiledRoute extends EmitChecker {
   readonly auth: RouteAuthConfig | null
   /** The route's rate limits; null when the plugin's `rateLimit` is false. */
   readonly limiter: RouteLimiter | null
+  /** Whether the route also answers over SSE + POST (lib/sse.ts). */
+  readonly sse: boolean
   /** The definition's own Fastify route options (hooks, config, schema, ...), without fastify-realtime's keys. */
   readonly fastifyOptions: Record<string, unknown>
   /** Recovery (lib/recovery.ts): joins with `since`, sessions, kept data, snapshots. */
@@ -57,7 +59,7 @@ export interface CompiledRoute extends EmitChecker {
 
 /** The keys of a route definition that fastify-realtime reads; every other key is a Fastify route option. */
 const REALTIME_KEYS = new Set(['messages', 'emits', 'onOpen', 'onClose', 'joinable', 'presence', 'auth', 'authorize', 'rateLimit',
-  'history', 'sessions', 'keep', 'snapshot', 'snapshotTimeout'])
+  'history', 'sessions', 'keep', 'snapshot', 'snapshotTimeout', 'sse'])
 
 const DEFAULT_SNAPSHOT_TIMEOUT = 5000
 
@@ -126,6 +128,9 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
     }
   }
   checkRouteRooms(path, definition)
+  if (definition.sse !== undefined && typeof definition.sse !== 'boolean') {
+    throw new FRT_ERR_ROUTE_INVALID(path, '"sse" must be a boolean')
+  }
   const limiter = options.rateLimit === false || store === null
     ? null
     : new RouteLimiter(path, options, definition.rateLimit, messages, store)
@@ -147,6 +152,7 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
     presence: definition.presence === true,
     auth,
     limiter,
+    sse: definition.sse ?? options.sse,
     fastifyOptions,
     ...recoveryOf(path, definition, options),
     /** Throws on an undeclared type, and, when `validateEmits` is on, on a payload its schema refuses. */

@@ -3,7 +3,7 @@
 // the client never pulls server code in. PROTOCOL.md is its prose; keep the two
 // in step and bump PROTOCOL_VERSION on any change a client could notice.
 
-export const PROTOCOL_VERSION = '1.1'
+export const PROTOCOL_VERSION = '1.2'
 
 /** Message types the protocol itself uses; a route may not declare them. */
 export const MessageType = {
@@ -27,7 +27,11 @@ export const MessageType = {
   /** 1.1, server to client: the session token to resume with (routes with sessions). */
   Session: 'session',
   /** 1.1, server to client: `{ after }` ms advice sent before a 1012 close (rolling restart). */
-  Reconnect: 'reconnect'
+  Reconnect: 'reconnect',
+  /** 1.2, SSE transport, server to client: the first event of a stream, `{ session }`, the id its POSTs name. */
+  SseSession: 'sse:session',
+  /** 1.2, SSE transport, server to client: the last event of a stream, `{ code, reason }` (the close code). */
+  SseClose: 'sse:close'
 } as const
 
 /** Close codes: 1xxx from RFC 6455, 44xx/45xx mirror HTTP statuses. */

@@ -39,7 +39,8 @@ t.test('the WebSocket class: the option, else the global, else a clear error', a
   const saved = global.WebSocket
   t.teardown(() => { global.WebSocket = saved })
   global.WebSocket = undefined
-  t.throws(() => createClient('ws://x/'), { name: 'TypeError', message: /No WebSocket implementation/ })
+  // Without a WebSocket the client runs over SSE (lib/client/sse.ts) where fetch is; with neither, an error.
+  t.throws(() => createClient('ws://x/', { fallback: false }), { name: 'TypeError', message: /No WebSocket implementation/ })
   global.WebSocket = sockets.WebSocket
   const c = createClient('ws://x/', { ping: false })
   c.close()

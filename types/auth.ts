@@ -24,6 +24,8 @@ export interface AuthOptions {
   grace?: number
   /** Messages `authorize` may refuse on one connection before it is closed with 4403. Default 5. */
   forbiddenBudget?: number
+  /** Milliseconds a stream ticket (SSE transport: `POST <path>` without a session) stays valid; single use. Default 30 000. */
+  ticketTtl?: number
   /** The id of a user for `disconnectUser` and the per-user cap. Default `user.sub ?? user.id`. */
   userId?: (user: UserType) => string | number | undefined
 }

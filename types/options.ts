@@ -30,6 +30,11 @@ export interface RealtimeOptions {
    * `'*'`: any origin, no check (not allowed with cookie auth).
    */
   origins?: string[] | 'same-origin' | '*'
+  /**
+   * Every route also answers over Server-Sent Events + HTTP POST (for clients whose WebSocket upgrade is blocked),
+   * unless its definition says `sse: false`. Default false: only routes whose definition says `sse: true` do.
+   */
+  sse?: boolean
   /** What an upgrade without an Origin header (not a browser) gets: `'allow'` (default) or `'deny'` (HTTP 403). */
   missingOrigin?: 'allow' | 'deny'
   /** Application subprotocols the server may select (the first the client offers); a token entry never is. Default none. */

@@ -25,7 +25,10 @@ export interface Connection<Emits extends SchemaMap = SchemaMap, User = UserType
   readonly user: User
   /** Child of the request logger carrying `connId`. */
   readonly log: FastifyBaseLogger
-  /** The underlying `ws` socket; prefer `emit` and `close`. */
+  /**
+   * The underlying `ws` socket; prefer `emit` and `close`. On a connection over SSE, a stand-in with the same
+   * `readyState`, `bufferedAmount`, `close`, `terminate` and `ping`.
+   */
   readonly socket: WebSocket
   /** True once the socket is closing or closed; emits are then dropped. */
   readonly closed: boolean
@@ -140,6 +143,11 @@ export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap, 
   snapshot?: (room: string, conn: Connection<Emits>) => unknown
   /** Milliseconds the snapshot loader may take before the join fails. Default 5000. */
   snapshotTimeout?: number
+  /**
+   * Also answer over Server-Sent Events + HTTP POST: `GET <path>` with `Accept: text/event-stream` opens a
+   * stream, `POST <path>` carries messages (see the README's SSE section). Default: the plugin's `sse` option.
+   */
+  sse?: boolean
 }
 
 /** The client-to-server schemas of a route definition. */

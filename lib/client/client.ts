@@ -6,6 +6,7 @@
 import { Backoff, CloseCode, MessageType, ProtocolPrefix, RetryPolicy } from '../wire.js'
 import { ClientErrorCode, RealtimeError } from './errors.js'
 import { fullJitter } from './backoff.js'
+import { SseSocket, sseAvailable } from './sse.js'
 import type {
   AckOf, ClientEvents, ConnectionState, EmitData, GapEvent, InboundData, MessageMeta, RequestOptions, SendOptions,
   WebSocketConstructor, WebSocketLike
@@ -59,6 +60,11 @@ export interface ClientOptions {
   }
   /** Source of `online` / `offline` events; default `globalThis` when it has `addEventListener` (browsers). */
   network?: NetworkEvents | false
+  /**
+   * Fall back to Server-Sent Events + POST (a route with `sse`) when the WebSocket cannot be opened, and go back
+   * once it can. Default: true with the platform's WebSocket (or without any), false when `WebSocket` is given.
+   */
+  fallback?: boolean
   /** The random source of the jitter, [0, 1). For tests. */
   random?: () => number
 }
@@ -143,8 +149,12 @@ export class RealtimeClient<R = unknown> {
   /** The client's own events: `state`, `open`, `close`, `gap`, `error`. */
   readonly events = new Events<ClientEvents>()
   readonly url: string
-  readonly #WebSocket: WebSocketConstructor
-  readonly #o: Required<Omit<ClientOptions, 'WebSocket' | 'token' | 'reconnect' | 'ping' | 'network' | 'refreshBefore'>> & {
+  readonly #WebSocket: WebSocketConstructor | undefined
+  /** The next attempt goes over SSE: the WebSocket could not be opened (or there is none). */
+  #sse = false
+  readonly #fallback: boolean
+  #transport: 'websocket' | 'sse' | undefined
+  readonly #o: Required<Omit<ClientOptions, 'WebSocket' | 'fallback' | 'token' | 'reconnect' | 'ping' | 'network' | 'refreshBefore'>> & {
     token: ClientOptions['token']
     refreshBefore: number | false
     reconnect: false | { base: number, cap: number, attempts: number, stable: number }
@@ -185,10 +195,12 @@ export class RealtimeClient<R = unknown> {
   constructor (url: string, options: ClientOptions = {}) {
     this.url = url
     const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-    if (WebSocketClass === undefined) {
+    this.#fallback = (options.fallback ?? options.WebSocket === undefined) && sseAvailable()
+    if (WebSocketClass === undefined && !this.#fallback) {
       throw new TypeError('No WebSocket implementation: pass one as the `WebSocket` option (e.g. `ws` on Node 20)')
     }
     this.#WebSocket = WebSocketClass
+    this.#sse = WebSocketClass === undefined
     const reconnect = options.reconnect === false
       ? false
       : { base: Backoff.base, cap: Backoff.cap, attempts: Infinity, stable: Backoff.stable, ...options.reconnect }
@@ -214,6 +226,11 @@ export class RealtimeClient<R = unknown> {
   /** `connecting`, `open`, `reconnecting` or `closed`. */
   get state (): ConnectionState {
     return this.#state
+  }
+
+  /** The transport of the current (or last) connection: `websocket`, or `sse` when the WebSocket could not be opened. */
+  get transport (): 'websocket' | 'sse' | undefined {
+    return this.#transport
   }
 
   /** The last position seen in a room (`seq`, and `epoch` from a 1.1 server), or undefined when not tracked. */
@@ -357,8 +374,10 @@ export class RealtimeClient<R = unknown> {
     if (token != null && !firstMessage) protocols.push(ProtocolPrefix.Bearer + token)
     if (this.#sessionToken !== undefined && !firstMessage) protocols.push(ProtocolPrefix.Resume + this.#sessionToken)
     let ws: WebSocketLike
+    const sse = this.#sse
+    let opened = false
     try {
-      ws = new this.#WebSocket(this.url, protocols)
+      ws = sse ? new SseSocket(this.url, protocols) : new (this.#WebSocket as WebSocketConstructor)(this.url, protocols)
     } catch (err) {
       // A malformed URL: no attempt can succeed.
       this.events.emit('error', new RealtimeError(ClientErrorCode.Closed, (err as Error).message))
@@ -372,11 +391,24 @@ export class RealtimeClient<R = unknown> {
     ws.onclose = (event: { code: number, reason: string }) => {
       if (ws !== this.#ws) return
       this.#detach()
+      // Never opened and no code from the server (an upgrade refused on the way, or no server at all): the other
+      // transport next, over SSE at once (the WebSocket may be blocked), back to WebSocket after a failed SSE.
+      if (!opened && event.code === CloseCode.Abnormal && this.#WebSocket !== undefined && this.#fallback) {
+        this.#sse = !sse
+        if (!sse) {
+          this.#open().catch(report)
+          return
+        }
+      }
       this.#retry(event.code, event.reason)
     }
     ws.onmessage = (event: { data: unknown }) => { if (ws === this.#ws) this.#receive(String(event.data)) }
     ws.onopen = () => {
       if (ws !== this.#ws) return
+      opened = true
+      const transport = sse ? 'sse' : 'websocket'
+      if (transport !== this.#transport) this.events.emit('transport', this.#transport = transport)
+      if (sse) this.#probe(conn, protocols)
       this.#lastReceived = Date.now()
       this.#schedulePing(this.#o.ping === false ? 0 : this.#o.ping.interval)
       if (firstMessage) {
@@ -390,6 +422,33 @@ export class RealtimeClient<R = unknown> {
         if (token != null) this.#expiresAt(undefined, token)
         this.#authenticated()
       }
+    }
+  }
+
+  /** Over SSE: tries a WebSocket now and then (every `reconnect.cap`); once one opens, reconnects over WebSocket. */
+  #probe (conn: number, protocols: string[]): void {
+    let probe: WebSocketLike
+    try {
+      probe = new (this.#WebSocket as WebSocketConstructor)(this.url, protocols)
+    /* c8 ignore next 3: only a malformed URL throws here, and the first attempt, with the same URL, already closed the client */
+    } catch {
+      return
+    }
+    probe.onerror = () => {} // the close event follows
+    probe.onopen = () => {
+      probe.close(CloseCode.Normal, 'probe')
+      /* c8 ignore next: a race guard: the SSE connection ended while the probe was opening */
+      if (conn !== this.#conn || this.#ws === null) return
+      this.#sse = false
+      const sse = this.#ws
+      this.#detach()
+      sse.close(CloseCode.Normal, 'upgrade')
+      this.#open().catch(report)
+    }
+    probe.onclose = () => {
+      if (conn !== this.#conn) return
+      /* c8 ignore next: a race guard (the SSE connection ended while the next probe waited); reconnect: false is the default cap */
+      unref(setTimeout(() => { if (conn === this.#conn) this.#probe(conn, protocols) }, this.#o.reconnect === false ? Backoff.cap : this.#o.reconnect.cap))
     }
   }
 

@@ -67,6 +67,8 @@ export interface ClientEvents {
   close: (event: CloseEvent) => void
   /** A room may have missed messages. */
   gap: (event: GapEvent) => void
+  /** The transport changed: `sse` when the WebSocket could not be opened, `websocket` again once it can. */
+  transport: (transport: 'websocket' | 'sse') => void
   /** An error without a request to reject: an id-less error reply, a failed rejoin or token refresh. */
   error: (error: RealtimeError) => void
 }

@@ -103,6 +103,13 @@ test('client events and error codes are typed', () => {
   expect<'nonsense'>().type.not.toBeAssignableTo<KnownErrorCode>()
 })
 
+test('the transport in use, and the fallback option', () => {
+  expect(client.transport).type.toBe<'websocket' | 'sse' | undefined>()
+  client.events.on('transport', (transport) => { expect(transport).type.toBe<'websocket' | 'sse'>() })
+  expect(createClient).type.toBeCallableWith('wss://example.com/chat', { fallback: false })
+  expect(createClient).type.not.toBeCallableWith('wss://example.com/chat', { fallback: 'sse' })
+})
+
 test('an untyped client accepts any message', () => {
   const any = createClient('wss://example.com/x')
   expect(any.send).type.toBeCallableWith('whatever', { x: 1 })

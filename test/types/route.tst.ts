@@ -123,3 +123,10 @@ test('the test client is typed from a route definition', async () => {
   expect(loose).type.toBe<TestClient>()
   expect(loose.send).type.toBeCallableWith('anything', { any: 'thing' })
 })
+
+test('the SSE fallback: a plugin option and a route option, both booleans', () => {
+  expect(app.register).type.toBeCallableWith(realtime, { sse: true, auth: { ticketTtl: 10_000 } })
+  expect(app.register).type.not.toBeCallableWith(realtime, { sse: 'yes' })
+  expect(app.realtime).type.toBeCallableWith('/sse', { sse: true, messages: {} })
+  expect(app.realtime).type.not.toBeCallableWith('/sse', { sse: 1, messages: {} })
+})
