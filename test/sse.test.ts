@@ -91,7 +91,8 @@ t.test('messages, acks, errors and handler emits over POSTs', async (t) => {
   t.equal(bad.status, 200)
   t.equal(bad.body.error.code, 'bad_json')
   // A ping is answered by its pong.
-  t.same((await stream.post({ type: 'ping', id: 9 })).body, { type: 'pong' })
+  // (it carries the ping's id, as every reply to a message with an id does)
+  t.same((await stream.post({ type: 'ping', id: 9 })).body, { type: 'pong', id: 9 })
   stream.close()
 })
 
@@ -111,8 +112,9 @@ t.test('rooms and presence: WebSocket and SSE members of one room hear each othe
   const stream = await openStream(http, { 'x-user': 'sam' })
   ws.send(JSON.stringify({ type: 'room:join', id: 1, data: { room: 'lobby' } }))
   await wsFrame((f) => f.type === 'ack')
-  t.same((await stream.post({ type: 'room:join', id: 1, data: { room: 'lobby' } }, { 'x-user': 'sam' })).body,
-    { type: 'ack', id: 1, data: null })
+  // A join ack carries the room's position (protocol 1.1): the WebSocket member's join and its presence came first.
+  t.match((await stream.post({ type: 'room:join', id: 1, data: { room: 'lobby' } }, { 'x-user': 'sam' })).body,
+    { type: 'ack', id: 1, data: { room: 'lobby', seq: Number, epoch: String } })
   const join = await wsFrame((f) => f.type === 'presence:join')
   t.equal(join.data.userId, 'sam')
   await stream.post({ type: 'say', id: 2, data: { room: 'lobby', text: 'from sse' } }, { 'x-user': 'sam' })
