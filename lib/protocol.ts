@@ -10,9 +10,9 @@ export { Backoff, CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION, ProtocolP
 const MAX_REASON_BYTES = 123
 // A request id is echoed back verbatim; bound it so it cannot amplify replies.
 const MAX_ID_LENGTH = 128
-// A cheap pre-screen: only frames that could spell __proto__ or constructor
-// (possibly with \u escapes) pay for secure-json-parse's full scan.
-const MAYBE_POISONED = /proto|constructor|\\u/
+// How deep the poisoning check recurses before it hands the rest to secure-json-parse's iterative scan: past
+// it a hostile frame of nested arrays could exhaust the stack (JSON.parse itself does not recurse).
+const MAX_WALK_DEPTH = 64
 
 export interface InboundMessage {
   type: string
@@ -48,6 +48,41 @@ function isValidId (id: unknown): id is string | number {
 }
 
 /**
+ * Whether a parsed value has a key that would poison a prototype, as secure-json-parse's `scan` refuses them
+ * (`__proto__`; `constructor` holding an object with its own `prototype`). JSON.parse has already decoded any
+ * `\u` escapes in the keys, so this sees them as they are; a frame's few keys cost less to walk than its text to scan.
+ */
+function isPoisoned (node: object, depth: number): boolean {
+  if (depth === MAX_WALK_DEPTH) return isScanRefused(node)
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) {
+      const item: unknown = node[i]
+      if (typeof item === 'object' && item !== null && isPoisoned(item, depth + 1)) return true
+    }
+    return false
+  }
+  for (const key in node) {
+    const value: unknown = (node as Record<string, unknown>)[key]
+    if (typeof value !== 'object' || value === null) {
+      if (key === '__proto__') return true
+      continue
+    }
+    if (key === '__proto__' || (key === 'constructor' && Object.hasOwn(value, 'prototype'))) return true
+    if (isPoisoned(value, depth + 1)) return true
+  }
+  return false
+}
+
+function isScanRefused (node: object): boolean {
+  try {
+    sjson.scan(node, { protoAction: 'error', constructorAction: 'error' })
+    return false
+  } catch {
+    return true
+  }
+}
+
+/**
  * Parses one text frame into an envelope. Keys that would poison a prototype
  * (`__proto__`, `constructor.prototype`) are refused, as Fastify refuses them in bodies.
  */
@@ -58,15 +93,12 @@ export function parse (text: string): InboundMessage | ProtocolError {
   } catch {
     return new ProtocolError(ErrorCode.BadJson, 'Frame is not valid JSON')
   }
-  if (MAYBE_POISONED.test(text)) {
-    try {
-      sjson.scan(value as object, { protoAction: 'error', constructorAction: 'error' })
-    } catch {
-      return new ProtocolError(ErrorCode.BadMessage, 'Message contains a forbidden prototype property')
-    }
-  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return new ProtocolError(ErrorCode.BadMessage, 'Message must be a JSON object')
+  }
+  // The one pass over the text is JSON.parse's; the check walks the parsed keys, never the text again.
+  if (isPoisoned(value, 0)) {
+    return new ProtocolError(ErrorCode.BadMessage, 'Message contains a forbidden prototype property')
   }
   const msg = value as Record<string, unknown>
   const id = msg.id
