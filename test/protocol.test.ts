@@ -59,6 +59,17 @@ t.test('serializers produce the documented shapes', async (t) => {
   t.notOk(parse(`{"type":"say","data":${deep}}`) instanceof ProtocolError, 'nesting past the walk depth is scanned, not refused')
 })
 
+t.test('an ack is byte for byte the JSON of its envelope', async (t) => {
+  const ids = [undefined, 0, -0, 7, -3.5, 1e21, Number.MAX_SAFE_INTEGER, Infinity, NaN, '', 'req-1', 'q"\\\u2028😀']
+  const datas = [undefined, null, 0, 'x', { a: [1, { b: 'c' }] }, [1, 2], () => 1, Symbol('s'), { toJSON: () => 'j' }]
+  for (const [i, id] of ids.entries()) {
+    for (const [j, data] of datas.entries()) {
+      const expected = JSON.stringify({ type: MessageType.Ack, id, data: data === undefined ? null : data })
+      t.equal(serializeAck(id as string | number | undefined, data), expected, `id ${i}, data ${j}`)
+    }
+  }
+})
+
 t.test('a room message in two parts around its seq is the same message', async (t) => {
   for (const data of [{ text: 'x' }, null, undefined]) {
     const [head, tail] = roomEventParts('said', 'r', data)
