@@ -1,6 +1,6 @@
 // Idle connections at scale on one process, heartbeat on: `node bench/scale.mjs [--connections 20000]
-// [--interval 5000] [--idle 15000] [--dist ./dist]` (npm run build first). One server process (fastify-realtime,
-// one route, heartbeat every --interval ms) and one client process (ws clients, which answer pings as any
+// [--interval 30000] [--timeout 10000] [--idle 60000] [--dist ./dist]` (npm run build first). One server process (fastify-realtime,
+// one route, a ping every --interval ms answered within --timeout ms: the defaults) and one client process (ws clients, which answer pings as any
 // client does). It prints: connects per second (all connections opened 200 at a time), the server's RSS and
 // JS heap per connection (after a full GC, minus the same process before any connection), and the server's
 // CPU while the connections sit idle for --idle ms, as a share of one core: that is the heartbeat (the sweep,
@@ -15,8 +15,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 const { values: argv } = parseArgs({
   options: {
     connections: { type: 'string', default: '20000' },
-    interval: { type: 'string', default: '5000' },
-    idle: { type: 'string', default: '15000' },
+    interval: { type: 'string', default: '30000' },
+    timeout: { type: 'string', default: '10000' },
+    idle: { type: 'string', default: '60000' },
     dist: { type: 'string', default: fileURLToPath(new URL('../dist', import.meta.url)) },
     role: { type: 'string' },
     url: { type: 'string' }
@@ -32,8 +33,7 @@ async function server () {
   const { default: Fastify } = await import('fastify')
   const { default: realtime } = await import(pathToFileURL(join(argv.dist, 'index.js')).href)
   const app = Fastify({ logger: false })
-  const interval = Number(argv.interval)
-  await app.register(realtime, { heartbeat: { interval, timeout: interval } })
+  await app.register(realtime, { heartbeat: { interval: Number(argv.interval), timeout: Number(argv.timeout) } })
   app.realtime('/ws', { messages: {} })
   await app.listen({ host: '127.0.0.1', port: 0 })
   process.on('message', (msg) => {
@@ -86,7 +86,7 @@ async function main () {
     process.exit(res.status ?? 1)
   }
   const self = fileURLToPath(import.meta.url)
-  const common = ['--connections', String(connections), '--interval', argv.interval, '--dist', argv.dist]
+  const common = ['--connections', String(connections), '--interval', argv.interval, '--timeout', argv.timeout, '--dist', argv.dist]
   const srv = fork(self, ['--role', 'server', ...common], { execArgv: ['--expose-gc'] })
   const { port } = await ask(srv, 'ready')
   srv.send({ type: 'mark' })
@@ -103,7 +103,7 @@ async function main () {
   srv.kill()
   const kb = (bytes) => (bytes / connections / 1024).toFixed(2)
   const cpuShare = (idle.cpuUs - full.cpuUs) / 1000 / (idle.at - full.at)
-  console.log(`| connections | connects/s | RSS KB / conn | JS heap KB / conn | idle CPU, heartbeat every ${argv.interval} ms |`)
+  console.log(`| connections | connects/s | RSS KB / conn | JS heap KB / conn | idle CPU, ping every ${argv.interval} ms |`)
   console.log('| ---: | ---: | ---: | ---: | ---: |')
   console.log(`| ${connections.toLocaleString('en-US')} | ${Math.round(connections / ms * 1000).toLocaleString('en-US')} | ` +
     `${kb(full.rss - empty.rss)} | ${kb(full.heapUsed - empty.heapUsed)} | ${(cpuShare * 100).toFixed(2)}% of a core |`)
