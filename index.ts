@@ -15,7 +15,7 @@ import { Pipeline, closeOnAuthDeadline } from './lib/pipeline.js'
 import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
-import { socketErrorHandler } from './lib/socket-errors.js'
+import { socketErrorHandler, withSharedErrorListener } from './lib/socket-errors.js'
 import type { RealtimeOptions } from './types/options.js'
 import type { RealtimeDecorator } from './types/fastify.js'
 import type { RouteDefinition, SchemaMap } from './types/route.js'
@@ -101,7 +101,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       method: 'GET',
       url: path,
       handler: notAnUpgrade,
-      wsHandler: pipeline.accept
+      // Our own @fastify/websocket: one shared error listener instead of its closure per socket (lib/socket-errors.ts).
+      wsHandler: ownServer ? withSharedErrorListener(pipeline.accept) : pipeline.accept
     })
     return this
   } as RealtimeDecorator
