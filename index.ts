@@ -16,7 +16,7 @@ import { Heartbeat } from './lib/heartbeat.js'
 import { Auth } from './lib/auth.js'
 import { Handshake } from './lib/handshake.js'
 import { Observability } from './lib/observability.js'
-import { socketErrorHandler } from './lib/socket-errors.js'
+import { socketErrorHandler, withSharedErrorListener } from './lib/socket-errors.js'
 import { MemoryHistory } from './lib/history/memory.js'
 import { MemorySessions } from './lib/sessions/memory.js'
 import { Drain } from './lib/drain.js'
@@ -144,7 +144,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       method: 'GET',
       url: path,
       handler: route.sse ? sse.streamHandler(pipeline) : notAnUpgrade,
-      wsHandler: pipeline.accept
+      // Our own @fastify/websocket: one shared error listener instead of its closure per socket (lib/socket-errors.ts).
+      wsHandler: ownServer ? withSharedErrorListener(pipeline.accept) : pipeline.accept
     })
     if (route.sse) sse.declarePosts(this, path, guarded, pipeline, route.auth)
     return this

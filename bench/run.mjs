@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { expectMessage, forkScript, killAll, machineBusyMicros, mark, procCpuMicros, startRedis, stop } from './harness/processes.mjs'
 import { BUSY_CORES, renderReport } from './harness/report.mjs'
+import { writeCharts } from './harness/charts.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
@@ -347,7 +348,7 @@ async function redisScenario (pluginSkip, redis) {
 
 async function microBenchmarks () {
   const results = []
-  for (const file of ['validation.mjs', 'rate-limit.mjs']) {
+  for (const file of ['validation.mjs', 'rate-limit.mjs', 'envelope.mjs']) {
     log(`(f) micro-benchmarks, ${file}`)
     const child = forkScript(here(`./micro/${file}`), ['--ms', String(params.microMs)], { label: file })
     try {
@@ -415,6 +416,8 @@ async function main () {
   mkdirSync(here('./results'), { recursive: true })
   writeFileSync(here('./results/latest.md'), report)
   writeFileSync(here('./results/latest.json'), JSON.stringify({ env, params, scenarios, micro, notes }, null, 2))
+  // The same figures as SVG charts, with a copy under docs/bench/ for BENCHMARKS.md.
+  writeCharts({ scenarios }, here('./results'), here('../docs/bench'))
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s; written to bench/results/latest.md`)
 }
 

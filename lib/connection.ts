@@ -34,6 +34,14 @@ function releaseUpgradeHead (raw: object): void {
   }
 }
 
+// The ServerResponse @fastify/websocket made for the upgrade stays assigned to the TCP socket (its
+// `_httpMessage`) for the connection's life, though nothing writes to it after the 101: detached here,
+// as Node detaches a response when it ends, so it and what it holds can be collected.
+function releaseUpgradeResponse (raw: { socket?: unknown }): void {
+  const socket = raw.socket as { _httpMessage?: { detachSocket (socket: unknown): void } | null } | null | undefined
+  socket?._httpMessage?.detachSocket(socket)
+}
+
 export class RealtimeConnection implements Connection {
   readonly request: FastifyRequest
   readonly socket: WebSocket
@@ -95,6 +103,7 @@ export class RealtimeConnection implements Connection {
     this.backpressure = hub.backpressure
     this.announcesPresence = announcesPresence
     releaseUpgradeHead(request.raw)
+    releaseUpgradeResponse(request.raw)
   }
 
   get id (): string {

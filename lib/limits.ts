@@ -4,6 +4,7 @@
 // that the Redis store can make them cluster-wide.
 import { FRT_ERR_RATE_LIMITED, FRT_ERR_ROUTE_INVALID } from './errors.js'
 import { TokenBucket } from './bucket.js'
+import { coarseNow } from './clock.js'
 import type { Verdict } from './verdict.js'
 import type { RateLimitResult, RateLimitStore } from '../types/store.js'
 import type { LimitSpec, KeyedLimitSpec, MessageLimitOptions, RouteLimitOptions } from '../types/limits.js'
@@ -37,7 +38,8 @@ export interface ResolvedLimits {
   readonly budget: number
 }
 
-const now = (): number => performance.now()
+// The buckets' clock: coarse, updated by a timer while frames arrive (lib/clock.ts), not read per message.
+const now = coarseNow
 
 /**
  * Checks one inbound message against the connection-wide bucket and, when the

@@ -11,9 +11,9 @@ export { Backoff, CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION, ProtocolP
 const MAX_REASON_BYTES = 123
 // A request id is echoed back verbatim; bound it so it cannot amplify replies.
 const MAX_ID_LENGTH = 128
-// A cheap pre-screen: only frames that could spell __proto__ or constructor
-// (possibly with \u escapes) pay for secure-json-parse's full scan.
-const MAYBE_POISONED = /proto|constructor|\\u/
+// How deep the poisoning check recurses before it hands the rest to secure-json-parse's iterative scan: past
+// it a hostile frame of nested arrays could exhaust the stack (JSON.parse itself does not recurse).
+const MAX_WALK_DEPTH = 64
 
 export interface InboundMessage {
   type: string
@@ -51,6 +51,41 @@ function isValidId (id: unknown): id is string | number {
 }
 
 /**
+ * Whether a parsed value has a key that would poison a prototype, as secure-json-parse's `scan` refuses them
+ * (`__proto__`; `constructor` holding an object with its own `prototype`). JSON.parse has already decoded any
+ * `\u` escapes in the keys, so this sees them as they are; a frame's few keys cost less to walk than its text to scan.
+ */
+function isPoisoned (node: object, depth: number): boolean {
+  if (depth === MAX_WALK_DEPTH) return isScanRefused(node)
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) {
+      const item: unknown = node[i]
+      if (typeof item === 'object' && item !== null && isPoisoned(item, depth + 1)) return true
+    }
+    return false
+  }
+  for (const key in node) {
+    const value: unknown = (node as Record<string, unknown>)[key]
+    if (typeof value !== 'object' || value === null) {
+      if (key === '__proto__') return true
+      continue
+    }
+    if (key === '__proto__' || (key === 'constructor' && Object.hasOwn(value, 'prototype'))) return true
+    if (isPoisoned(value, depth + 1)) return true
+  }
+  return false
+}
+
+function isScanRefused (node: object): boolean {
+  try {
+    sjson.scan(node, { protoAction: 'error', constructorAction: 'error' })
+    return false
+  } catch {
+    return true
+  }
+}
+
+/**
  * Parses one text frame into an envelope. Keys that would poison a prototype
  * (`__proto__`, `constructor.prototype`) are refused, as Fastify refuses them in bodies.
  */
@@ -61,15 +96,12 @@ export function parse (text: string): InboundMessage | ProtocolError {
   } catch {
     return new ProtocolError(ErrorCode.BadJson, 'Frame is not valid JSON')
   }
-  if (MAYBE_POISONED.test(text)) {
-    try {
-      sjson.scan(value as object, { protoAction: 'error', constructorAction: 'error' })
-    } catch {
-      return new ProtocolError(ErrorCode.BadMessage, 'Message contains a forbidden prototype property')
-    }
-  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return new ProtocolError(ErrorCode.BadMessage, 'Message must be a JSON object')
+  }
+  // The one pass over the text is JSON.parse's; the check walks the parsed keys, never the text again.
+  if (isPoisoned(value, 0)) {
+    return new ProtocolError(ErrorCode.BadMessage, 'Message contains a forbidden prototype property')
   }
   const msg = value as Record<string, unknown>
   const id = msg.id
@@ -120,9 +152,23 @@ export function serializeReconnect (after: number): string {
   return JSON.stringify({ type: MessageType.Reconnect, data: { after } })
 }
 
-/** An ack without an id (an `auth` frame sent without one) leaves `id` out. */
+// The ack's fixed head, written once: what JSON.stringify of `{ type, id, data }` would give, built by
+// concatenation so that a request's reply costs one JSON.stringify of its result and no envelope object.
+const ACK_HEAD = '{"type":' + JSON.stringify(MessageType.Ack)
+const ACK_ID = ACK_HEAD + ',"id":'
+const ACK_NO_ID = ACK_HEAD + ',"data":'
+
+/**
+ * An ack without an id (an `auth` frame sent without one) leaves `id` out. Byte for byte what
+ * `JSON.stringify({ type: 'ack', id, data })` gives, `undefined` data sent as null.
+ */
 export function serializeAck (id: string | number | undefined, data: unknown): string {
-  return JSON.stringify({ type: MessageType.Ack, id, data: data === undefined ? null : data })
+  const json = data === undefined ? 'null' : JSON.stringify(data)
+  // A value JSON cannot hold (a function, a symbol) leaves `data` out, as JSON.stringify of the envelope does.
+  const tail = json === undefined ? '}' : ',"data":' + json + '}'
+  if (id === undefined) return json === undefined ? ACK_HEAD + '}' : ACK_NO_ID + json + '}'
+  // A number is written as JSON writes it (a non-finite one as null) without a JSON.stringify call.
+  return ACK_ID + (typeof id === 'number' ? (Number.isFinite(id) ? '' + id : 'null') : JSON.stringify(id)) + tail
 }
 
 export function serializeError (error: WireError, id?: string | number): string {

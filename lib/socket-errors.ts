@@ -12,6 +12,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { connectionOf } from './pipeline.js'
 
+type WsHandler = (socket: WebSocket, request: FastifyRequest) => void
+
 // ws marks every error the peer caused with a WS_ERR_* code.
 const PEER_ERROR_PREFIX = 'WS_ERR_'
 
@@ -33,4 +35,29 @@ export function socketErrorHandler (this: FastifyInstance | void, error: Error, 
   }
   log.error({ err: error }, 'real-time socket error')
   socket.terminate()
+}
+
+/**
+ * For the sockets of the @fastify/websocket fastify-realtime registers itself (errorHandler: socketErrorHandler):
+ * its per-socket `error` listener is a closure over Fastify's request and reply, which would keep the reply (and
+ * the ServerResponse behind it) alive for the connection's life. It is swapped for one listener shared by every
+ * socket that calls the same handler with the connection's request. Not used when the app registered
+ * @fastify/websocket with its own errorHandler: that closure is the app's.
+ */
+export function withSharedErrorListener (accept: WsHandler): WsHandler {
+  return function acceptWithSharedErrorListener (socket: WebSocket, request: FastifyRequest): void {
+    const listeners = socket.listeners('error')
+    // Exactly @fastify/websocket's closure; anything else (a future version adding its own) is left alone.
+    /* c8 ignore next */
+    if (listeners.length === 1) {
+      socket.removeListener('error', listeners[0] as (...args: unknown[]) => void)
+      socket.on('error', onSocketError)
+    }
+    accept(socket, request)
+  }
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  // Installed just before accept, which tags the socket with its connection synchronously.
+  socketErrorHandler(error, this, (connectionOf(this) as NonNullable<ReturnType<typeof connectionOf>>).request)
 }

@@ -26,7 +26,10 @@ t.test('parse refuses what is not a protocol message', async (t) => {
     ['{"type":"say","data":{"__proto__":{"polluted":true}}}', ErrorCode.BadMessage],
     ['{"type":"say","data":{"\\u005f_proto__":{"polluted":true}}}', ErrorCode.BadMessage],
     ['{"__proto__":{"type":"x"},"type":"say"}', ErrorCode.BadMessage],
-    ['{"type":"say","data":{"constructor":{"prototype":{"polluted":true}}}}', ErrorCode.BadMessage]
+    ['{"type":"say","data":{"constructor":{"prototype":{"polluted":true}}}}', ErrorCode.BadMessage],
+    ['{"type":"say","data":{"__proto__":1}}', ErrorCode.BadMessage],
+    ['{"type":"say","data":[1,{"a":[{"__proto__":{}}]}]}', ErrorCode.BadMessage],
+    [`{"type":"say","data":${'['.repeat(100)}{"__proto__":{}}${']'.repeat(100)}}`, ErrorCode.BadMessage]
   ]
   for (const [frame, code] of cases) {
     const result = parse(frame)
@@ -49,6 +52,22 @@ t.test('serializers produce the documented shapes', async (t) => {
   t.same(JSON.parse(serializeEvent('say"\\', 'a"b')), { type: 'say"\\', data: 'a"b' }, 'names are escaped')
   t.same(parse('{"type":"say","data":{"proto":1,"constructor":"x"}}'), { type: 'say', data: { proto: 1, constructor: 'x' }, id: undefined },
     'harmless keys that trip the pre-screen still pass')
+  t.same(parse('{"type":"say","data":{"constructor":{"name":"x"},"list":[1,null,{"a":{}}]}}'),
+    { type: 'say', data: { constructor: { name: 'x' }, list: [1, null, { a: {} }] }, id: undefined },
+    'a constructor object without its own prototype passes')
+  const deep = `${'['.repeat(10_000)}{"a":1}${']'.repeat(10_000)}`
+  t.notOk(parse(`{"type":"say","data":${deep}}`) instanceof ProtocolError, 'nesting past the walk depth is scanned, not refused')
+})
+
+t.test('an ack is byte for byte the JSON of its envelope', async (t) => {
+  const ids = [undefined, 0, -0, 7, -3.5, 1e21, Number.MAX_SAFE_INTEGER, Infinity, NaN, '', 'req-1', 'q"\\\u2028😀']
+  const datas = [undefined, null, 0, 'x', { a: [1, { b: 'c' }] }, [1, 2], () => 1, Symbol('s'), { toJSON: () => 'j' }]
+  for (const [i, id] of ids.entries()) {
+    for (const [j, data] of datas.entries()) {
+      const expected = JSON.stringify({ type: MessageType.Ack, id, data: data === undefined ? null : data })
+      t.equal(serializeAck(id as string | number | undefined, data), expected, `id ${i}, data ${j}`)
+    }
+  }
 })
 
 t.test('a room message in two parts around its seq is the same message', async (t) => {

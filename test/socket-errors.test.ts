@@ -83,3 +83,37 @@ t.test('a peer error without a close code is still logged at info and left to ws
   t.match(logged, [['info', { code: 'WS_ERR_SOMETHING', closeCode: undefined }]])
   t.equal(terminated, 0)
 })
+
+t.test('after open, the upgrade\'s reply is let go: one error listener shared by every socket, no response on the TCP socket', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime)
+  const opened: Array<{ socket: WebSocket, raw: { socket?: { _httpMessage?: unknown } } }> = []
+  app.realtime('/ws', { onOpen: (conn) => { opened.push({ socket: conn.socket, raw: conn.request.raw as never }) }, messages: {} })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  await upgrade(port, '/ws')
+  await upgrade(port, '/ws')
+  await until(() => opened.length === 2, 'both connections')
+  const [a, b] = opened
+  t.equal(a.socket.listenerCount('error'), 1)
+  t.equal(a.socket.listeners('error')[0], b.socket.listeners('error')[0], 'the same function for both sockets')
+  t.equal(a.raw.socket?._httpMessage, null, 'the ServerResponse is detached from the TCP socket')
+  t.equal(b.raw.socket?._httpMessage, null)
+})
+
+t.test('an app\'s own @fastify/websocket keeps its error listener', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const errors: Error[] = []
+  await app.register((await import('@fastify/websocket')).default, { errorHandler: (error) => { errors.push(error) } })
+  await app.register(realtime)
+  const sockets: WebSocket[] = []
+  app.realtime('/ws', { onOpen: (conn) => { sockets.push(conn.socket) }, messages: {} })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  await upgrade(port, '/ws')
+  await until(() => sockets.length === 1, 'the connection')
+  sockets[0].emit('error', new Error('to the app'))
+  t.equal(errors.length, 1, 'the app\'s errorHandler got it')
+})
