@@ -103,7 +103,8 @@ export class RealtimeConnection implements Connection {
     this.backpressure = hub.backpressure
     this.announcesPresence = announcesPresence
     releaseUpgradeHead(request.raw)
-    releaseUpgradeResponse(request.raw)
+    // Only after an upgrade: on the SSE transport that response is the stream itself.
+    if (request.ws) releaseUpgradeResponse(request.raw)
   }
 
   get id (): string {
