@@ -16,7 +16,7 @@ const BUDGET = Number(process.env.CLIENT_SIZE_BUDGET ?? 6 * 1024)
 
 const bundles = [
   { entry: 'lib/client/index.ts', outfile, budget: BUDGET },
-  { entry: 'lib/client/shared.ts', outfile: join(dirname(outfile), 'shared' + (extname(outfile) || '.js')), budget: Infinity }
+  { entry: 'lib/client/shared.ts', outfile: join(dirname(outfile), 'shared' + extname(outfile)), budget: Infinity }
 ]
 for (const { entry, outfile, budget } of bundles) {
   await build({

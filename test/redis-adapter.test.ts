@@ -50,7 +50,9 @@ t.test('options are checked once, with a coded error naming the field', async (t
     [{ client, publishTimeout: 0 }, /publishTimeout must be a positive integer/],
     [{ client, maxInFlight: 1.5 }, /maxInFlight must be a positive integer/],
     [{ client, presenceTtl: -1 }, /presenceTtl/],
-    [{ client, seqTtl: '1' }, /seqTtl/]
+    [{ client, seqTtl: '1' }, /seqTtl/],
+    [{ client, history: null }, /history must be an object/],
+    [{ client, history: 5 }, /history must be an object/]
   ]
   for (const [options, message] of cases) {
     t.throws(() => new RedisAdapter(options as RedisAdapterOptions), { code: 'FRT_ERR_ADAPTER_INVALID', message }, String(message))
