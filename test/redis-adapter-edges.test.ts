@@ -357,3 +357,18 @@ t.test('the presence refresh extends live entries and rewrites the lost or faile
   removed.resolve(1)
   await closing
 })
+
+t.test('a session resumed while Redis is unusable is not announced, and a usable one is', async (t) => {
+  const client = new StubClient()
+  const adapter = await attached(client)
+  t.teardown(() => adapter.close())
+  client.status = 'reconnecting'
+  adapter.sessionResumed('c1')
+  t.same(client.take(PUBLISH), [], 'nothing published while the client is not ready')
+  client.status = 'ready'
+  adapter.sessionResumed('c2')
+  const [call] = client.take(PUBLISH)
+  t.match(JSON.stringify(call.args), /sessionResumed/)
+  call.resolve(1)
+  await tick()
+})
