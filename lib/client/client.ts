@@ -6,7 +6,8 @@
 import { Backoff, CloseCode, MessageType, ProtocolPrefix, RetryPolicy } from '../wire.js'
 import { ClientErrorCode, RealtimeError } from './errors.js'
 import { fullJitter } from './backoff.js'
-import { SseSocket, sseAvailable } from './sse.js'
+import type { SseSocket } from './sse.js'
+import { loadSse } from './sse-load.js'
 import type {
   AckOf, ClientEvents, ConnectionState, EmitData, GapEvent, InboundData, MessageMeta, RequestOptions, SendOptions,
   WebSocketConstructor, WebSocketLike
@@ -145,6 +146,24 @@ export class Events<E extends { [K in keyof E]: Listener }> {
   }
 }
 
+/** Whether this platform can run the SSE fallback (fetch with readable response bodies). */
+const sseAvailable = (): boolean => typeof fetch === 'function' && typeof TextDecoder === 'function'
+
+/** Resolves when a client in `state` opens; rejects if it closes first. The client's and the shared tab's `ready()`. */
+export function whenOpen (state: ConnectionState, events: Events<ClientEvents>): Promise<void> {
+  const closed = (): RealtimeError => new RealtimeError(ClientErrorCode.Closed, 'The client is closed')
+  if (state === 'open') return Promise.resolve()
+  if (state === 'closed') return Promise.reject(closed())
+  return new Promise((resolve, reject) => {
+    const off = events.on('state', (next) => {
+      if (next === 'open') resolve()
+      else if (next === 'closed') reject(closed())
+      else return
+      off()
+    })
+  })
+}
+
 export class RealtimeClient<R = unknown> {
   /** The client's own events: `state`, `open`, `close`, `gap`, `error`. */
   readonly events = new Events<ClientEvents>()
@@ -241,16 +260,7 @@ export class RealtimeClient<R = unknown> {
 
   /** Resolves when the client is open; rejects if it closes for good first. */
   ready (): Promise<void> {
-    if (this.#state === 'open') return Promise.resolve()
-    if (this.#state === 'closed') return Promise.reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
-    return new Promise((resolve, reject) => {
-      const off = this.events.on('state', (state) => {
-        // From connecting or reconnecting the only changes are to open or closed.
-        if (state === 'open') resolve()
-        else reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
-        off()
-      })
-    })
+    return whenOpen(this.#state, this.events)
   }
 
   /** (Re)opens a client that is closed; a no-op otherwise. Called by the constructor. */
@@ -375,9 +385,20 @@ export class RealtimeClient<R = unknown> {
     if (this.#sessionToken !== undefined && !firstMessage) protocols.push(ProtocolPrefix.Resume + this.#sessionToken)
     let ws: WebSocketLike
     const sse = this.#sse
+    let Sse: typeof SseSocket | undefined
+    if (sse) {
+      try {
+        Sse = await loadSse()
+      /* c8 ignore next 4: only a browser that cannot download the chunk gets here (Node reads it from disk) */
+      } catch {
+        if (conn === this.#conn) this.#retry(CloseCode.Abnormal, 'The SSE fallback could not be loaded')
+        return
+      }
+      if (conn !== this.#conn) return
+    }
     let opened = false
     try {
-      ws = sse ? new SseSocket(this.url, protocols) : new (this.#WebSocket as WebSocketConstructor)(this.url, protocols)
+      ws = Sse !== undefined ? new Sse(this.url, protocols) : new (this.#WebSocket as WebSocketConstructor)(this.url, protocols)
     } catch (err) {
       // A malformed URL: no attempt can succeed.
       this.events.emit('error', new RealtimeError(ClientErrorCode.Closed, (err as Error).message))

@@ -5,7 +5,7 @@
 // leader joins the union of the tabs' rooms, answers each tab's requests by
 // (tab, id), and relays what the server sends; a tab only sees the rooms it
 // joined. Its own entry, so the single-tab bundle stays small.
-import { Events, RealtimeClient, type ClientOptions } from './client.js'
+import { Events, RealtimeClient, whenOpen, type ClientOptions } from './client.js'
 import { ClientErrorCode, RealtimeError } from './errors.js'
 import type {
   AckOf, ClientEvents, ConnectionState, EmitData, InboundData, MessageMeta, RequestOptions, SendOptions
@@ -190,16 +190,7 @@ export class SharedClient<R = unknown> {
 
   /** Resolves when open; rejects if this tab's client closes first. */
   ready (): Promise<void> {
-    if (this.#state === 'open') return Promise.resolve()
-    if (this.#state === 'closed') return Promise.reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
-    return new Promise((resolve, reject) => {
-      const off = this.events.on('state', (state) => {
-        if (state === 'open') resolve()
-        else if (state === 'closed') reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
-        else return
-        off()
-      })
-    })
+    return whenOpen(this.#state, this.events)
   }
 
   send<K extends keyof InboundData<R> & string> (type: K, data: InboundData<R>[K], options: SendOptions = {}): boolean {

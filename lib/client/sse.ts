@@ -8,9 +8,6 @@ import type { WebSocketLike } from './types.js'
 
 const BEARER = 'bearer.'
 
-/** Whether this platform can run the fallback (fetch with readable response bodies). */
-export const sseAvailable = (): boolean => typeof fetch === 'function' && typeof TextDecoder === 'function'
-
 export class SseSocket implements WebSocketLike {
   readyState = 0
   onopen: ((event: any) => void) | null = null
