@@ -3,23 +3,10 @@
 // socket's end and what was waiting on it.
 import t from 'tap'
 import { Clock } from '@tapjs/clock'
-import { fakeSockets } from './helpers/fake-socket.js'
-import { createClient, isRealtimeError, RealtimeError, type ClientOptions, type CloseEvent, type GapEvent } from '../lib/client/index.js'
+import { fakeClient, fakeSockets } from './helpers/fake-socket.js'
+import { createClient, isRealtimeError, type CloseEvent } from '../lib/client/index.js'
 
-function setup (t: Tap.Test, options: ClientOptions = {}) {
-  const clock = new Clock()
-  t.teardown(clock.enter())
-  const sockets = fakeSockets()
-  const c = createClient<any>('ws://example.test/chat', { WebSocket: sockets.WebSocket, ping: false, ...options })
-  t.teardown(() => c.close())
-  const closes: CloseEvent[] = []
-  c.events.on('close', (event) => closes.push(event))
-  const errors: RealtimeError[] = []
-  c.events.on('error', (err) => errors.push(err))
-  const gaps: GapEvent[] = []
-  c.events.on('gap', (gap) => gaps.push(gap))
-  return { clock, sockets, c, closes, errors, gaps }
-}
+const setup = fakeClient
 
 /** Lets promise callbacks run (the fake clock does not touch microtasks). */
 const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await Promise.resolve() }

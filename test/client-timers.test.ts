@@ -3,19 +3,10 @@
 // the idle ping (and background-tab throttling), offline/online.
 import t from 'tap'
 import { Clock } from '@tapjs/clock'
-import { fakeSockets } from './helpers/fake-socket.js'
-import { createClient, fullJitter, type ClientOptions, type CloseEvent } from '../lib/client/index.js'
+import { fakeClient, fakeSockets } from './helpers/fake-socket.js'
+import { createClient, fullJitter } from '../lib/client/index.js'
 
-function setup (t: Tap.Test, options: ClientOptions = {}) {
-  const clock = new Clock()
-  t.teardown(clock.enter())
-  const sockets = fakeSockets()
-  const c = createClient<any>('ws://example.test/chat', { WebSocket: sockets.WebSocket, ping: false, ...options })
-  t.teardown(() => c.close())
-  const closes: CloseEvent[] = []
-  c.events.on('close', (event) => closes.push(event))
-  return { clock, sockets, c, closes }
-}
+const setup = fakeClient
 
 t.test('fullJitter stays in [0, min(cap, base * 2^attempt))', async (t) => {
   const options = { base: 500, cap: 30_000 }

@@ -1,6 +1,7 @@
 // A WebSocket stand-in for the client tests where time is the subject (backoff,
 // ping, throttled timers): driven by hand, on @tapjs/clock's fake clock.
-import type { ClientOptions } from '../../lib/client/index.js'
+import { Clock } from '@tapjs/clock'
+import { createClient, type ClientOptions, type CloseEvent, type GapEvent, type RealtimeClient, type RealtimeError } from '../../lib/client/index.js'
 
 export interface FakeSocket {
   url: string
@@ -56,4 +57,25 @@ export function fakeSockets (): { WebSocket: ClientOptions['WebSocket'], made: F
     }
   }
   return { WebSocket: Fake as unknown as ClientOptions['WebSocket'], made, last: () => made[made.length - 1] }
+}
+
+/**
+ * A client of `ws://example.test/chat` on fake sockets and the fake clock (entered until the test ends), with
+ * the idle ping off unless `options` turn it on, and its close, error and gap events collected.
+ */
+export function fakeClient (t: { teardown: (fn: () => unknown) => void }, options: ClientOptions = {}): {
+  clock: Clock, sockets: ReturnType<typeof fakeSockets>, c: RealtimeClient<any>, closes: CloseEvent[], errors: RealtimeError[], gaps: GapEvent[]
+} {
+  const clock = new Clock()
+  t.teardown(clock.enter())
+  const sockets = fakeSockets()
+  const c = createClient<any>('ws://example.test/chat', { WebSocket: sockets.WebSocket, ping: false, ...options })
+  t.teardown(() => c.close())
+  const closes: CloseEvent[] = []
+  c.events.on('close', (event) => closes.push(event))
+  const errors: RealtimeError[] = []
+  c.events.on('error', (err) => errors.push(err))
+  const gaps: GapEvent[] = []
+  c.events.on('gap', (gap) => gaps.push(gap))
+  return { clock, sockets, c, closes, errors, gaps }
 }
