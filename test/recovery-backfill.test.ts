@@ -167,3 +167,27 @@ t.test('a session store that fails: a fresh session instead of a resume, failure
   await until(() => app.realtime.stats().sessionErrors >= 3, 'failures counted')
   t.equal(app.realtime.stats().sessionsResumed, 0)
 })
+
+t.test('a replay read ahead of the subscription: the live copies it already replayed are dropped for that member, then live as usual', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { adapter, c } = await setup(t, stream)
+  const { data: { epoch } } = await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  await c.next((f) => f.data?.n === 1)
+  // 2 and 3 are in the stream already; the subscription brings them only after the replay below.
+  const late = [published(stream, 'r', 2), published(stream, 'r', 3)]
+  const d = await wireClient(c.ws.url)
+  t.teardown(() => d.ws.terminate())
+  const ack = await d.request('room:join', { room: 'r', since: { seq: 1, epoch } })
+  t.match(ack.data, { room: 'r', seq: 3, recovered: true })
+  for (const [frame, seq] of late) receive('r', frame, false, seq)
+  const [fourth, four] = published(stream, 'r', 4)
+  receive('r', fourth, false, four)
+  await d.next((f) => f.data?.n === 4)
+  await c.next((f) => f.data?.n === 4)
+  t.same(ns(d), [2, 3, 4], 'replayed 2 and 3 once (their live copies dropped), then live')
+  t.same(d.frames.map((f) => f.type === 'said' ? f.data.n : f.type), [2, 3, 'ack', 4], 'replay, ack, live')
+  t.same(ns(c), [1, 2, 3, 4], 'the other member is not held back')
+})
