@@ -176,6 +176,31 @@ t.test('on one redis-server', async (t) => {
     t.ok(b.app.realtime.stats().backfills + a.app.realtime.stats().backfills >= 1, 'a backfill happened')
   })
 
+  t.test("a quiet room: what was published while one instance's subscriber was cut reaches its members with nothing after it", async (t) => {
+    const a = await node(t, make, false)
+    // b's connections come back 300 ms after a drop: the messages below are published while its subscriber is away.
+    const b = await node(t, () => new Redis(redis.url, { retryStrategy: () => 300 }), false)
+    const x = await connect(t, a, 'x')
+    const y = await connect(t, b, 'y')
+    for (const m of [x, y]) await m.request('room:join', { room: 'quiet' })
+    for (let n = 0; n < 3; n++) a.app.realtime.to('quiet').emit('said', { n })
+    await y.next((f) => f.type === 'said' && f.data.n === 2)
+    const admin = make()
+    t.teardown(() => admin.disconnect())
+    const { localPort } = (b.adapter.subscriber as { stream: { localPort: number } }).stream
+    t.equal(await admin.call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${localPort}`), 1, "b's subscriber connection killed, and only it")
+    // Redis freed it before answering: these are never sent to b. Then nothing more is published.
+    for (let n = 3; n < 6; n++) a.app.realtime.to('quiet').emit('said', { n })
+    await x.next((f) => f.type === 'said' && f.data.n === 5)
+    await y.next((f) => f.type === 'said' && f.data.n === 5, 'the missed messages, with no message after them', 5000)
+    t.same(y.room('quiet', 'said').map((f) => f.data.n), [0, 1, 2, 3, 4, 5], 'each once, in order')
+    t.ok(consecutive(numbered(y, 'quiet')))
+    t.same(said(y, 'quiet'), said(x, 'quiet'), 'the same seqs on both instances')
+    t.equal(b.adapter.stats().adapterResubscribes, 1)
+    t.equal(b.app.realtime.stats().backfills, 1)
+    t.equal(b.app.realtime.stats().backfillGaps, 0)
+  })
+
   t.test('the instance holding the session is SIGKILLed: the client resumes on another with its rooms (also a server join) and data', async (t) => {
     const loader = process.execArgv.filter((arg) => arg.startsWith('--import=') && arg.includes('typescript'))
     const child = spawn(process.execPath, [...loader, '--input-type=module', '-e', `

@@ -431,3 +431,30 @@ t.test('sequence() asked for history on an adapter without history publishes wit
   await tick()
   t.same(seqs, [3])
 })
+
+t.test('the core is told which rooms were subscribed again after a reconnect (not on the first connect, nor on a failed one)', async (t) => {
+  const client = new StubClient()
+  const told: string[][] = []
+  const adapter = new RedisAdapter({ client, presence: false, publishTimeout: 60_000 })
+  t.teardown(() => adapter.close())
+  const attaching = adapter.attach({ ...core, resubscribed: (rooms) => { told.push([...rooms]) } })
+  client.subscriber.ready()
+  await attaching
+  await adapter.subscribe('a', () => {})
+  await adapter.subscribe('b', () => {})
+  await tick()
+  t.same(told, [], 'the first connect subscribes; nothing was missed')
+  client.subscriber.lose()
+  client.subscriber.auto = async () => { throw new Error('NOPERM') }
+  client.subscriber.ready()
+  await tick()
+  t.same(told, [], 'not while the subscriptions failed')
+  client.subscriber.lose()
+  client.subscriber.auto = null
+  client.subscriber.ready()
+  const leaving = adapter.unsubscribe('b')
+  for (const call of client.subscriber.calls.splice(0)) call.resolve(1)
+  await leaving
+  await tick()
+  t.same(told, [['a']], 'once subscribed again, the rooms still here')
+})

@@ -521,7 +521,8 @@ export class RedisAdapter implements FanoutAdapter {
   #resubscribe (): void {
     const subscriber = this.#subscriber as Subscriber
     if (this.client.isCluster === true) return
-    if (this.#wasReady) this.#counters.adapterResubscribes++
+    const again = this.#wasReady
+    if (again) this.#counters.adapterResubscribes++
     this.#wasReady = true
     const channels = [this.#control, ...this.#channels.keys()]
     const rooms = [...this.#rooms.keys()]
@@ -530,7 +531,10 @@ export class RedisAdapter implements FanoutAdapter {
       : this.#bounded(subscriber.subscribe(...channels))).then((result) => {
       const ok = Array.isArray(result) ? !result.includes(undefined) : result !== undefined
       if (!ok) return
-      for (const room of rooms) if (this.#rooms.has(room)) this.#confirmed.add(room)
+      const kept = rooms.filter((room) => this.#rooms.has(room))
+      for (const room of kept) this.#confirmed.add(room)
+      // What was published while the connection was down never comes: the core reads it from history now.
+      if (again) this.#core?.resubscribed?.(kept)
     })
   }
 
