@@ -2,8 +2,11 @@
 // a client drops for 2 s while its room gets 100 messages and resumes on the
 // other instance; joins with since over the Redis stream, with five messages
 // published while the history is read; one instance's Redis connections
-// killed under 20 msg/s (members gap-free after backfill); Redis restarted
-// without persistence (new epoch, recovered: false); a 3-node cluster.
+// killed under 20 msg/s (members gap-free after backfill); a quiet room
+// backfilled once its instance's subscriber is back; a retried append (its
+// answer lost for real, through test/helpers/redis-proxy.ts) stored and
+// delivered once; Redis restarted without persistence (new epoch,
+// recovered: false); a 3-node cluster.
 import t from 'tap'
 import { once } from 'node:events'
 import { spawn } from 'node:child_process'
@@ -13,6 +16,7 @@ import Type from 'typebox'
 import { Cluster, Redis } from 'ioredis'
 import realtime, { RedisAdapter, RedisSessions } from '../index.js'
 import { startRedisCluster, startRedisServer } from './helpers/redis-server.js'
+import { startRedisProxy } from './helpers/redis-proxy.js'
 import { wireClient, type WireClient } from './helpers/wire.js'
 import { until } from './helpers/wait.js'
 
@@ -199,6 +203,38 @@ t.test('on one redis-server', async (t) => {
     t.equal(b.adapter.stats().adapterResubscribes, 1)
     t.equal(b.app.realtime.stats().backfills, 1)
     t.equal(b.app.realtime.stats().backfillGaps, 0)
+  })
+
+  t.test('the same message published twice by a retrying instance (the answer to its first append lost) is stored once and delivered once', async (t) => {
+    const proxy = await startRedisProxy(redis.port)
+    t.teardown(() => proxy.close())
+    // a's connections go through the proxy, b's straight to Redis.
+    const a = await node(t, () => new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 20 }), false)
+    const b = await node(t, make, false)
+    const members = [await connect(t, a, 'x'), await connect(t, b, 'y')]
+    for (const m of members) await m.request('room:join', { room: 'retry' })
+    a.app.realtime.to('retry').emit('said', { n: 1 })
+    for (const m of members) await m.next((f) => f.type === 'said' && f.data.n === 1)
+    const before = proxy.connections
+    // Redis runs the append of n: 2 (numbered, kept, published); its answer never reaches a: the connection drops.
+    const lost = proxy.loseReplyTo('"data":{"n":2}')
+    a.app.realtime.to('retry').emit('said', { n: 2 })
+    await lost
+    // ioredis sends the unanswered script again on its new connection: the same message id.
+    await until(() => a.client.status === 'ready' && proxy.connections === before + 1, 'a reconnected')
+    a.app.realtime.to('retry').emit('said', { n: 3 })
+    for (const m of members) await m.next((f) => f.type === 'said' && f.data.n === 3)
+    for (const m of members) {
+      t.same(m.room('retry', 'said').map((f) => f.data.n), [1, 2, 3], 'delivered once')
+      t.ok(consecutive(numbered(m, 'retry')), 'no seq taken twice')
+    }
+    const admin = make()
+    t.teardown(() => admin.disconnect())
+    const stored = await admin.xrange('frt:{retry}:x', '-', '+')
+    const frames = stored.map(([, fields]) => JSON.parse(fields[1]))
+    t.same(frames.filter((f) => f.type === 'said').map((f) => f.data.n), [1, 2, 3], 'stored once')
+    t.same(frames.map((f) => f.seq), Array.from({ length: frames.length }, (_, i) => i + 1), 'one entry per seq')
+    t.equal(await admin.hget('frt:{retry}:h', 's'), String(said(members[1], 'retry').at(-1)), 'the seq was taken once')
   })
 
   t.test('the instance holding the session is SIGKILLed: the client resumes on another with its rooms (also a server join) and data', async (t) => {
