@@ -131,6 +131,25 @@ t.test('on one redis-server', async (t) => {
     t.equal(live.seq, last + 101, 'live continues from the next seq')
   })
 
+  t.test('across instances, a resume token presented by another user or a second time is refused; its owner resumes once', async (t) => {
+    const a = await node(t, make)
+    const b = await node(t, make)
+    const c = await connect(t, a, 'ann')
+    const { data: first } = await c.next((f) => f.type === 'session')
+    await c.request('room:join', { room: 'tokens' })
+    c.ws.terminate()
+    await until(() => a.app.realtime.stats().detachedSessions === 1, 'detached on a')
+    const thief = await connect(t, b, 'eve', first.token)
+    t.match((await thief.next((f) => f.type === 'session')).data, { recovered: false }, 'another user: refused')
+    const owner = await connect(t, b, 'ann', first.token)
+    const { data: resumed } = await owner.next((f) => f.type === 'session')
+    t.match(resumed, { recovered: true, rooms: [{ room: 'tokens' }] }, 'the owner still can, on the other instance')
+    const again = await connect(t, a, 'ann', first.token)
+    t.match((await again.next((f) => f.type === 'session')).data, { recovered: false, rooms: undefined }, 'used: refused')
+    t.equal(a.app.realtime.stats().sessionsRefused + b.app.realtime.stats().sessionsRefused, 2)
+    t.equal(b.opens.filter((o) => o.recovered).length, 1)
+  })
+
   t.test('join with since across instances: the replay from the stream, five messages published around the read merged once', async (t) => {
     const a = await node(t, make, false)
     const b = await node(t, make, false)
@@ -154,7 +173,7 @@ t.test('on one redis-server', async (t) => {
     }
   })
 
-  t.test("one instance's Redis connections killed (Redis alive) under 20 msg/s: its members see no gap after backfill", async (t) => {
+  t.test("one instance's Redis connections killed (Redis alive) under 20 msg/s: members on every instance see every message, no gap", async (t) => {
     const a = await node(t, make, false)
     const b = await node(t, make, false)
     const members = [await connect(t, a, 'x'), await connect(t, b, 'y')]
@@ -165,19 +184,23 @@ t.test('on one redis-server', async (t) => {
     await members[1].next((f) => f.type === 'said' && f.data.n === 5)
     const admin = make()
     t.teardown(() => admin.disconnect())
-    // b's subscriber connection: kill it; Redis keeps every message in the stream meanwhile.
-    const list = await admin.client('LIST') as string
-    const subscribers = list.split('\n').filter((line) => /cmd=(ssubscribe|subscribe)/.test(line)).map((line) => /id=(\d+)/.exec(line)?.[1])
-    for (const id of subscribers) await admin.client('KILL', 'ID', id as string)
-    await until(() => b.adapter.stats().adapterErrors >= 0 && n > 40, 'more messages after the kill')
-    const end = n + 5
-    await until(() => members.every((m) => said(m, 'blip').length > 0 && m.room('blip', 'said').at(-1)?.data.n >= end - 1), 'both caught up', 15_000)
-    clearInterval(timer)
-    for (const m of members) {
-      const seqs = numbered(m, 'blip')
-      t.ok(consecutive(seqs), `gap-free: ${seqs[0]}..${seqs.at(-1)} (${seqs.length})`)
+    // Both of b's connections (its client and its subscriber), and only those; Redis keeps every message meanwhile.
+    for (const connection of [b.client, b.adapter.subscriber]) {
+      const { localPort } = (connection as { stream: { localPort: number } }).stream
+      t.equal(await admin.call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${localPort}`), 1, "one of b's connections killed")
     }
-    t.ok(b.app.realtime.stats().backfills + a.app.realtime.stats().backfills >= 1, 'a backfill happened')
+    const killedAt = n
+    await until(() => n > killedAt + 20, 'a second of messages after the kill')
+    clearInterval(timer)
+    const end = n - 1
+    await until(() => members.every((m) => m.room('blip', 'said').at(-1)?.data.n === end), 'both have the last message', 15_000)
+    for (const m of members) {
+      t.same(m.room('blip', 'said').map((f) => f.data.n), Array.from({ length: end + 1 }, (_, i) => i), 'every message once, in order')
+      t.ok(consecutive(numbered(m, 'blip')), 'gap-free seqs')
+    }
+    t.equal(b.adapter.stats().adapterResubscribes, 1)
+    t.ok(b.app.realtime.stats().backfills >= 1, 'b read what its subscription missed from the stream')
+    t.equal(b.app.realtime.stats().backfillGaps, 0)
   })
 
   t.test("a quiet room: what was published while one instance's subscriber was cut reaches its members with nothing after it", async (t) => {
