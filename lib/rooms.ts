@@ -426,12 +426,11 @@ export class Rooms {
       room.epoch = read.epoch
       const step = catchup.merge(read.seq, read.frames)
       this.#deliverRun(room, step.frames)
-      /* c8 ignore start: a second hole behind the first while it was read; merge steps: test/catchup.test.ts */
+      // A second hole behind the first, opened while it was read: read again from there.
       if (step.status === 'gap') {
         this.#readGap(room, catchup, step.seq)
         return
       }
-      /* c8 ignore stop */
       // A resync that found nothing missed is not a backfill.
       if (read.frames.length > 0) this.counters.backfills++
       room.backfill = null

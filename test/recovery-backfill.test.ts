@@ -267,3 +267,37 @@ t.test('resubscribed on a plugin without history: nothing to read', async (t) =>
   ;(adapter.core as FanoutCore).resubscribed?.(['r'])
   t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [0, 0])
 })
+
+t.test('a second hole behind the first, opened while the first was read: read again from there, all in order once', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  // Each read is taken when asked and answered when the test says.
+  const answers: Array<() => void> = []
+  const slow: HistoryStore = {
+    append: (room, head, tail, options) => stream.append(room, head, tail, options),
+    since: (room, since, bounds) => {
+      const read = stream.since(room, since, bounds)
+      return since === null ? read : new Promise((resolve) => { answers.push(() => resolve(read)) })
+    }
+  }
+  const { app, adapter, c } = await setup(t, slow)
+  await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  await c.next((f) => f.data?.n === 1)
+  published(stream, 'r', 2)
+  const [third, three] = published(stream, 'r', 3)
+  receive('r', third, false, three)
+  // While 2..3 is read: 4 never arrives, 5 does.
+  published(stream, 'r', 4)
+  const [fifth, five] = published(stream, 'r', 5)
+  receive('r', fifth, false, five)
+  t.equal(answers.length, 1)
+  answers[0]()
+  await until(() => answers.length === 2, 'read again from 3')
+  t.same(ns(c), [1, 2, 3], 'the first range went out; 5 waits behind the second hole')
+  answers[1]()
+  await c.next((f) => f.data?.n === 5)
+  t.same(ns(c), [1, 2, 3, 4, 5])
+  t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [1, 0])
+})
