@@ -215,9 +215,7 @@ export class Recovery {
   #release (member: RecoveringMember, name: string, catchup: Catchup, seq: number): void {
     for (const frame of catchup.drainAfter(seq)) member.send(frame)
     const room = this.#rooms.get(name)
-    // Reached only when a Redis history read overtakes this instance's subscription: recovery-redis tests
-    // hit it under load, not on every run, so it is not counted (a deterministic test is owed).
-    /* c8 ignore next 4 */
+    // A Redis history read overtook this instance's subscription (test/recovery-backfill.test.ts plays it).
     if (room !== undefined && room.seq < seq && member.catchups?.get(name) === catchup) {
       catchup.floor = seq
       return

@@ -15,7 +15,8 @@ import { MemoryHistory, type MemoryHistoryOptions } from '../lib/history/memory.
 import { RedisHistory, type RedisHistoryOptions } from '../lib/history/redis.js'
 import { roomEventParts } from '../lib/protocol.js'
 import type { HistoryRead, HistoryStore, RoomPosition } from '../types/history.js'
-import { startRedisCluster, startRedisServer } from './helpers/redis-server.js'
+import { startRedisServer } from './helpers/redis-server.js'
+import { redisBackends } from './helpers/redis-backends.js'
 
 const EPOCH = /^[\w-]{8,22}$/
 const WIDE = { maxCount: 10_000, maxBytes: 100 * 1024 * 1024 }
@@ -223,49 +224,18 @@ t.test('MemoryHistory', async t => {
   })
 })
 
-const redis = await startRedisServer()
-t.teardown(() => redis.stop())
-const cluster = await startRedisCluster()
-t.teardown(() => cluster.stop())
+const backends = await redisBackends(t, 'h')
+const { redis, cluster, slot } = backends
+const newPrefix = backends.prefix
 
-/** The Redis Cluster slot of a key, as a node of the test cluster computes it. */
-async function slot (key: string): Promise<number> {
-  const node = new Redis(cluster.nodes[0].port, cluster.nodes[0].host)
-  try {
-    return await node.call('CLUSTER', 'KEYSLOT', key) as number
-  } finally {
-    node.disconnect()
-  }
-}
-
-let prefixes = 0
-const newPrefix = (): string => `h${++prefixes}:`
-
-t.test('RedisHistory on a redis-server', async t => {
-  const client = new Redis(redis.url)
-  t.teardown(() => client.quit())
+backends.each(t, 'RedisHistory', (t, client, name) => {
   historySuite(t, {
-    name: 'redis',
-    async make (t, options = {}) {
-      return {
-        store: new RedisHistory({ client, prefix: newPrefix(), ...options }),
-        lose: async () => { await client.flushall() },
-        advance: async (ms) => { await sleep(ms + 20) }
-      }
-    }
-  })
-})
-
-t.test('RedisHistory on a Redis Cluster', async t => {
-  const client = new Cluster(cluster.nodes)
-  t.teardown(() => client.quit())
-  historySuite(t, {
-    name: 'redis cluster',
+    name,
     async make (t, options = {}) {
       const prefix = newPrefix()
       return {
         store: new RedisHistory({ client, prefix, ...options }),
-        // FLUSHALL is per node: the room's keys sit on one slot, hence one node.
+        // The room's keys, on the room's slot (FLUSHALL would be per cluster node).
         lose: async (room) => { await client.del(`${prefix}{${room}}:h`, `${prefix}{${room}}:x`) },
         advance: async (ms) => { await sleep(ms + 20) }
       }

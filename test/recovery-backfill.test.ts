@@ -8,21 +8,29 @@ import { listeningApp } from './helpers/app.js'
 import { wireClient, type WireClient } from './helpers/wire.js'
 import { until } from './helpers/wait.js'
 import {
-  MemoryHistory, MemorySessions, type FanoutAdapter, type FanoutReceive, type HistoryStore, type RealtimeOptions
+  MemoryHistory, MemorySessions, type FanoutAdapter, type FanoutCore, type FanoutReceive, type HistoryStore, type RealtimeOptions
 } from '../index.js'
 
 /** A cluster adapter played by the test: `history` is a MemoryHistory the test fills as "the stream". */
 class ScriptedAdapter implements FanoutAdapter {
   readonly history: HistoryStore
   receive: FanoutReceive | null = null
+  core: FanoutCore | null = null
+  /** The backend is away: messages are numbered locally (done(0)), not kept. */
+  down = false
   constructor (history: HistoryStore) {
     this.history = history
   }
 
+  attach (core: FanoutCore): void { this.core = core }
   subscribe (_room: string, receive: FanoutReceive): void { this.receive = receive }
   unsubscribe (): void {}
   publish (): void {}
   sequence (room: string, head: string, tail: string, _volatile: boolean, done: (seq: number) => void): void {
+    if (this.down) {
+      done(0)
+      return
+    }
     Promise.resolve(this.history.append(room, head, tail)).then(({ seq }) => done(seq), () => done(0))
   }
 }
@@ -166,4 +174,130 @@ t.test('a session store that fails: a fresh session instead of a resume, failure
   t.equal(next.data.recovered, false)
   await until(() => app.realtime.stats().sessionErrors >= 3, 'failures counted')
   t.equal(app.realtime.stats().sessionsResumed, 0)
+})
+
+t.test('a replay read ahead of the subscription: the live copies it already replayed are dropped for that member, then live as usual', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { adapter, c } = await setup(t, stream)
+  const { data: { epoch } } = await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  await c.next((f) => f.data?.n === 1)
+  // 2 and 3 are in the stream already; the subscription brings them only after the replay below.
+  const late = [published(stream, 'r', 2), published(stream, 'r', 3)]
+  const d = await wireClient(c.ws.url)
+  t.teardown(() => d.ws.terminate())
+  const ack = await d.request('room:join', { room: 'r', since: { seq: 1, epoch } })
+  t.match(ack.data, { room: 'r', seq: 3, recovered: true })
+  for (const [frame, seq] of late) receive('r', frame, false, seq)
+  const [fourth, four] = published(stream, 'r', 4)
+  receive('r', fourth, false, four)
+  await d.next((f) => f.data?.n === 4)
+  await c.next((f) => f.data?.n === 4)
+  t.same(ns(d), [2, 3, 4], 'replayed 2 and 3 once (their live copies dropped), then live')
+  t.same(d.frames.map((f) => f.type === 'said' ? f.data.n : f.type), [2, 3, 'ack', 4], 'replay, ack, live')
+  t.same(ns(c), [1, 2, 3, 4], 'the other member is not held back')
+})
+
+t.test('resubscribed after a drop: a quiet room\'s missed messages are read from the stream at once, not at its next message', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { app, adapter, c } = await setup(t, stream, { history: { rooms: /^r/ } })
+  await c.request('room:join', { room: 'r' })
+  await c.request('room:join', { room: 'plain' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  await c.next((f) => f.data?.n === 1)
+  // Published while the subscription was down: never received. Then the room is quiet.
+  published(stream, 'r', 2)
+  published(stream, 'r', 3)
+  const core = adapter.core as FanoutCore
+  core.resubscribed?.(['r', 'plain', 'not-here'])
+  await c.next((f) => f.data?.n === 3)
+  t.same(ns(c), [1, 2, 3], 'with no message after them')
+  t.equal(app.realtime.stats().backfills, 1)
+  // Missed again; one more arrives while the read is under way: held and merged after it, once.
+  published(stream, 'r', 4)
+  core.resubscribed?.(['r'])
+  const [fifth, five] = published(stream, 'r', 5)
+  receive('r', fifth, false, five)
+  await c.next((f) => f.data?.n === 5)
+  t.same(ns(c), [1, 2, 3, 4, 5])
+  t.equal(app.realtime.stats().backfills, 2)
+  // Nothing missed: nothing is counted, nothing delivered twice.
+  core.resubscribed?.(['r'])
+  const [sixth, six] = published(stream, 'r', 6)
+  receive('r', sixth, false, six)
+  await c.next((f) => f.data?.n === 6)
+  t.same(ns(c), [1, 2, 3, 4, 5, 6])
+  t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [2, 0])
+})
+
+t.test('resubscribed: rooms numbered here while the backend was away, or of unknown position, read nothing and count no gap', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { app, adapter, c } = await setup(t, stream)
+  await c.request('room:join', { room: 'r' })
+  await c.request('room:join', { room: 'empty' })
+  app.realtime.to('r').emit('said', { n: 1 })
+  await c.next((f) => f.data?.n === 1)
+  adapter.down = true
+  app.realtime.to('r').emit('said', { n: 2 })
+  await c.next((f) => f.data?.n === 2)
+  t.equal(stream.since('r', null, { maxCount: 10, maxBytes: 1e6 }).seq, 1, 'the stream is behind this instance')
+  const reads: string[] = []
+  const since = stream.since.bind(stream)
+  stream.since = (room, position, bounds) => { reads.push(room); return since(room, position, bounds) }
+  ;(adapter.core as FanoutCore).resubscribed?.(['r', 'empty'])
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(reads, ['r'], 'a room at seq 0 (nothing known of it) is not read')
+  adapter.down = false
+  app.realtime.to('r').emit('said', { n: 3 })
+  await c.next((f) => f.data?.n === 3)
+  t.same(ns(c), [1, 2, 3])
+  t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [0, 0])
+})
+
+t.test('resubscribed on a plugin without history: nothing to read', async (t) => {
+  const adapter = new ScriptedAdapter(new MemoryHistory({ sweepInterval: 0 }))
+  const { app, url } = await listeningApp(t, { options: { heartbeat: false, adapter }, routes: { '/chat': { joinable: true, messages: {} } } })
+  const c = await wireClient(url('/chat'))
+  t.teardown(() => c.ws.terminate())
+  await c.request('room:join', { room: 'r' })
+  ;(adapter.core as FanoutCore).resubscribed?.(['r'])
+  t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [0, 0])
+})
+
+t.test('a second hole behind the first, opened while the first was read: read again from there, all in order once', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  // Each read is taken when asked and answered when the test says.
+  const answers: Array<() => void> = []
+  const slow: HistoryStore = {
+    append: (room, head, tail, options) => stream.append(room, head, tail, options),
+    since: (room, since, bounds) => {
+      const read = stream.since(room, since, bounds)
+      return since === null ? read : new Promise((resolve) => { answers.push(() => resolve(read)) })
+    }
+  }
+  const { app, adapter, c } = await setup(t, slow)
+  await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  await c.next((f) => f.data?.n === 1)
+  published(stream, 'r', 2)
+  const [third, three] = published(stream, 'r', 3)
+  receive('r', third, false, three)
+  // While 2..3 is read: 4 never arrives, 5 does.
+  published(stream, 'r', 4)
+  const [fifth, five] = published(stream, 'r', 5)
+  receive('r', fifth, false, five)
+  t.equal(answers.length, 1)
+  answers[0]()
+  await until(() => answers.length === 2, 'read again from 3')
+  t.same(ns(c), [1, 2, 3], 'the first range went out; 5 waits behind the second hole')
+  answers[1]()
+  await c.next((f) => f.data?.n === 5)
+  t.same(ns(c), [1, 2, 3, 4, 5])
+  t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [1, 0])
 })

@@ -7,7 +7,7 @@ import Type from 'typebox'
 import { listeningApp } from './helpers/app.js'
 import { wireClient, seqs, type Frame } from './helpers/wire.js'
 import { until } from './helpers/wait.js'
-import type { RealtimeOptions } from '../index.js'
+import { MemoryHistory, type RealtimeOptions } from '../index.js'
 
 const Room = Type.Object({ room: Type.String() })
 function route (extra: Record<string, unknown> = {}): object {
@@ -101,6 +101,25 @@ t.test('not recoverable: newer than the room, another epoch, more missed than a 
     t.same(seqs(c.room('lobby')), [live.seq], `${what}: no replay, live continues`)
   }
   t.equal(app.realtime.stats().joinsNotRecovered, 3)
+})
+
+t.test('more missed than the history keeps: recovered false, nothing replayed (never part of it); within it: replayed whole', async (t) => {
+  const store = new MemoryHistory({ maxCount: 5, sweepInterval: 0 })
+  t.teardown(() => store.close())
+  const { app, url } = await setup(t, { history: { store } })
+  const keeper = await wireClient(url('/chat'))
+  t.teardown(() => keeper.ws.terminate())
+  const { data: { epoch } } = await keeper.request('room:join', { room: 'lobby' })
+  emit(app, 'lobby', 8)
+  await keeper.next((f) => f.seq === 8)
+  const late = await wireClient(url('/chat'))
+  t.teardown(() => late.ws.terminate())
+  t.same((await late.request('room:join', { room: 'lobby', since: { seq: 2, epoch } })).data, { room: 'lobby', seq: 8, epoch, recovered: false })
+  t.same(late.room('lobby'), [], 'nothing replayed')
+  const recent = await wireClient(url('/chat'))
+  t.teardown(() => recent.ws.terminate())
+  t.same((await recent.request('room:join', { room: 'lobby', since: { seq: 3, epoch } })).data, { room: 'lobby', seq: 8, epoch, recovered: true })
+  t.same(seqs(recent.room('lobby')), [4, 5, 6, 7, 8], 'the five kept')
 })
 
 t.test('a bad since is invalid_data; a route without history ignores since', async (t) => {

@@ -2,8 +2,11 @@
 // a client drops for 2 s while its room gets 100 messages and resumes on the
 // other instance; joins with since over the Redis stream, with five messages
 // published while the history is read; one instance's Redis connections
-// killed under 20 msg/s (members gap-free after backfill); Redis restarted
-// without persistence (new epoch, recovered: false); a 3-node cluster.
+// killed under 20 msg/s (members gap-free after backfill); a quiet room
+// backfilled once its instance's subscriber is back; a retried append (its
+// answer lost for real, through test/helpers/redis-proxy.ts) stored and
+// delivered once; Redis restarted without persistence (new epoch,
+// recovered: false); a 3-node cluster.
 import t from 'tap'
 import { once } from 'node:events'
 import { spawn } from 'node:child_process'
@@ -13,6 +16,7 @@ import Type from 'typebox'
 import { Cluster, Redis } from 'ioredis'
 import realtime, { RedisAdapter, RedisSessions } from '../index.js'
 import { startRedisCluster, startRedisServer } from './helpers/redis-server.js'
+import { startRedisProxy } from './helpers/redis-proxy.js'
 import { wireClient, type WireClient } from './helpers/wire.js'
 import { until } from './helpers/wait.js'
 
@@ -127,6 +131,25 @@ t.test('on one redis-server', async (t) => {
     t.equal(live.seq, last + 101, 'live continues from the next seq')
   })
 
+  t.test('across instances, a resume token presented by another user or a second time is refused; its owner resumes once', async (t) => {
+    const a = await node(t, make)
+    const b = await node(t, make)
+    const c = await connect(t, a, 'ann')
+    const { data: first } = await c.next((f) => f.type === 'session')
+    await c.request('room:join', { room: 'tokens' })
+    c.ws.terminate()
+    await until(() => a.app.realtime.stats().detachedSessions === 1, 'detached on a')
+    const thief = await connect(t, b, 'eve', first.token)
+    t.match((await thief.next((f) => f.type === 'session')).data, { recovered: false }, 'another user: refused')
+    const owner = await connect(t, b, 'ann', first.token)
+    const { data: resumed } = await owner.next((f) => f.type === 'session')
+    t.match(resumed, { recovered: true, rooms: [{ room: 'tokens' }] }, 'the owner still can, on the other instance')
+    const again = await connect(t, a, 'ann', first.token)
+    t.match((await again.next((f) => f.type === 'session')).data, { recovered: false, rooms: undefined }, 'used: refused')
+    t.equal(a.app.realtime.stats().sessionsRefused + b.app.realtime.stats().sessionsRefused, 2)
+    t.equal(b.opens.filter((o) => o.recovered).length, 1)
+  })
+
   t.test('join with since across instances: the replay from the stream, five messages published around the read merged once', async (t) => {
     const a = await node(t, make, false)
     const b = await node(t, make, false)
@@ -150,7 +173,7 @@ t.test('on one redis-server', async (t) => {
     }
   })
 
-  t.test("one instance's Redis connections killed (Redis alive) under 20 msg/s: its members see no gap after backfill", async (t) => {
+  t.test("one instance's Redis connections killed (Redis alive) under 20 msg/s: members on every instance see every message, no gap", async (t) => {
     const a = await node(t, make, false)
     const b = await node(t, make, false)
     const members = [await connect(t, a, 'x'), await connect(t, b, 'y')]
@@ -161,19 +184,80 @@ t.test('on one redis-server', async (t) => {
     await members[1].next((f) => f.type === 'said' && f.data.n === 5)
     const admin = make()
     t.teardown(() => admin.disconnect())
-    // b's subscriber connection: kill it; Redis keeps every message in the stream meanwhile.
-    const list = await admin.client('LIST') as string
-    const subscribers = list.split('\n').filter((line) => /cmd=(ssubscribe|subscribe)/.test(line)).map((line) => /id=(\d+)/.exec(line)?.[1])
-    for (const id of subscribers) await admin.client('KILL', 'ID', id as string)
-    await until(() => b.adapter.stats().adapterErrors >= 0 && n > 40, 'more messages after the kill')
-    const end = n + 5
-    await until(() => members.every((m) => said(m, 'blip').length > 0 && m.room('blip', 'said').at(-1)?.data.n >= end - 1), 'both caught up', 15_000)
-    clearInterval(timer)
-    for (const m of members) {
-      const seqs = numbered(m, 'blip')
-      t.ok(consecutive(seqs), `gap-free: ${seqs[0]}..${seqs.at(-1)} (${seqs.length})`)
+    // Both of b's connections (its client and its subscriber), and only those; Redis keeps every message meanwhile.
+    for (const connection of [b.client, b.adapter.subscriber]) {
+      const { localPort } = (connection as { stream: { localPort: number } }).stream
+      t.equal(await admin.call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${localPort}`), 1, "one of b's connections killed")
     }
-    t.ok(b.app.realtime.stats().backfills + a.app.realtime.stats().backfills >= 1, 'a backfill happened')
+    const killedAt = n
+    await until(() => n > killedAt + 20, 'a second of messages after the kill')
+    clearInterval(timer)
+    const end = n - 1
+    await until(() => members.every((m) => m.room('blip', 'said').at(-1)?.data.n === end), 'both have the last message', 15_000)
+    for (const m of members) {
+      t.same(m.room('blip', 'said').map((f) => f.data.n), Array.from({ length: end + 1 }, (_, i) => i), 'every message once, in order')
+      t.ok(consecutive(numbered(m, 'blip')), 'gap-free seqs')
+    }
+    t.equal(b.adapter.stats().adapterResubscribes, 1)
+    t.ok(b.app.realtime.stats().backfills >= 1, 'b read what its subscription missed from the stream')
+    t.equal(b.app.realtime.stats().backfillGaps, 0)
+  })
+
+  t.test("a quiet room: what was published while one instance's subscriber was cut reaches its members with nothing after it", async (t) => {
+    const a = await node(t, make, false)
+    // b's connections come back 300 ms after a drop: the messages below are published while its subscriber is away.
+    const b = await node(t, () => new Redis(redis.url, { retryStrategy: () => 300 }), false)
+    const x = await connect(t, a, 'x')
+    const y = await connect(t, b, 'y')
+    for (const m of [x, y]) await m.request('room:join', { room: 'quiet' })
+    for (let n = 0; n < 3; n++) a.app.realtime.to('quiet').emit('said', { n })
+    await y.next((f) => f.type === 'said' && f.data.n === 2)
+    const admin = make()
+    t.teardown(() => admin.disconnect())
+    const { localPort } = (b.adapter.subscriber as { stream: { localPort: number } }).stream
+    t.equal(await admin.call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${localPort}`), 1, "b's subscriber connection killed, and only it")
+    // Redis freed it before answering: these are never sent to b. Then nothing more is published.
+    for (let n = 3; n < 6; n++) a.app.realtime.to('quiet').emit('said', { n })
+    await x.next((f) => f.type === 'said' && f.data.n === 5)
+    await y.next((f) => f.type === 'said' && f.data.n === 5, 'the missed messages, with no message after them', 5000)
+    t.same(y.room('quiet', 'said').map((f) => f.data.n), [0, 1, 2, 3, 4, 5], 'each once, in order')
+    t.ok(consecutive(numbered(y, 'quiet')))
+    t.same(said(y, 'quiet'), said(x, 'quiet'), 'the same seqs on both instances')
+    t.equal(b.adapter.stats().adapterResubscribes, 1)
+    t.equal(b.app.realtime.stats().backfills, 1)
+    t.equal(b.app.realtime.stats().backfillGaps, 0)
+  })
+
+  t.test('the same message published twice by a retrying instance (the answer to its first append lost) is stored once and delivered once', async (t) => {
+    const proxy = await startRedisProxy(redis.port)
+    t.teardown(() => proxy.close())
+    // a's connections go through the proxy, b's straight to Redis.
+    const a = await node(t, () => new Redis(proxy.port, '127.0.0.1', { retryStrategy: () => 20 }), false)
+    const b = await node(t, make, false)
+    const members = [await connect(t, a, 'x'), await connect(t, b, 'y')]
+    for (const m of members) await m.request('room:join', { room: 'retry' })
+    a.app.realtime.to('retry').emit('said', { n: 1 })
+    for (const m of members) await m.next((f) => f.type === 'said' && f.data.n === 1)
+    const before = proxy.connections
+    // Redis runs the append of n: 2 (numbered, kept, published); its answer never reaches a: the connection drops.
+    const lost = proxy.loseReplyTo('"data":{"n":2}')
+    a.app.realtime.to('retry').emit('said', { n: 2 })
+    await lost
+    // ioredis sends the unanswered script again on its new connection: the same message id.
+    await until(() => a.client.status === 'ready' && proxy.connections === before + 1, 'a reconnected')
+    a.app.realtime.to('retry').emit('said', { n: 3 })
+    for (const m of members) await m.next((f) => f.type === 'said' && f.data.n === 3)
+    for (const m of members) {
+      t.same(m.room('retry', 'said').map((f) => f.data.n), [1, 2, 3], 'delivered once')
+      t.ok(consecutive(numbered(m, 'retry')), 'no seq taken twice')
+    }
+    const admin = make()
+    t.teardown(() => admin.disconnect())
+    const stored = await admin.xrange('frt:{retry}:x', '-', '+')
+    const frames = stored.map(([, fields]) => JSON.parse(fields[1]))
+    t.same(frames.filter((f) => f.type === 'said').map((f) => f.data.n), [1, 2, 3], 'stored once')
+    t.same(frames.map((f) => f.seq), Array.from({ length: frames.length }, (_, i) => i + 1), 'one entry per seq')
+    t.equal(await admin.hget('frt:{retry}:h', 's'), String(said(members[1], 'retry').at(-1)), 'the seq was taken once')
   })
 
   t.test('the instance holding the session is SIGKILLed: the client resumes on another with its rooms (also a server join) and data', async (t) => {

@@ -2,7 +2,8 @@
 // resume by `resume.<token>`, what comes back (id, rooms incl. server joins,
 // kept data, unicast sent while away, missed room messages), presence that does
 // not flap, refusals (used twice, other user, expired), a second resume, a drop
-// before anything was received, request de-duplication, bounds and the sweep.
+// before anything was received, request de-duplication, bounds, and dropped
+// sessions waiting on one timer for all until their window passes.
 import t from 'tap'
 import Type from 'typebox'
 import { listeningApp } from './helpers/app.js'
@@ -217,4 +218,33 @@ t.test('the replies kept are bounded (maxReplies); 0 keeps none', async (t) => {
     await until(() => server.runs.get('b' + maxReplies) === 3, `maxReplies ${maxReplies}: y1 is no longer kept, processed again`)
     t.equal(server.runs.get('b' + maxReplies), 3)
   }
+})
+
+t.test('memory stays bounded: dropped sessions wait on one timer for all and are swept, here and in the store, when their window passes', async (t) => {
+  const WINDOW = 1000
+  const store = new MemorySessions({ sweepInterval: 0 })
+  t.teardown(() => store.close())
+  const server = await setup(t, { sessions: { window: WINDOW, store } })
+  const clients: WireClient[] = []
+  for (let i = 0; i < 20; i++) {
+    const { c } = await open(t, server, `u${i}`)
+    await c.request('room:join', { room: 'lobby' })
+    clients.push(c)
+  }
+  t.equal(store.size, 20)
+  // The timers armed while the 20 drop (a window's delay: a session's deadline).
+  const delays: number[] = []
+  const real = globalThis.setTimeout
+  globalThis.setTimeout = ((fn: () => void, delay?: number, ...args: unknown[]) => {
+    delays.push(delay ?? 0)
+    return real(fn, delay, ...args)
+  }) as typeof setTimeout
+  t.teardown(() => { globalThis.setTimeout = real })
+  for (const c of clients) await drop(c, server)
+  globalThis.setTimeout = real
+  t.equal(server.app.realtime.stats().detachedSessions, 20)
+  t.equal(delays.filter((delay) => delay > WINDOW / 2 && delay <= WINDOW).length, 1, 'one timer for the 20 windows')
+  await until(() => server.app.realtime.stats().detachedSessions === 0, 'every window passed', 5000)
+  t.equal(server.app.realtime.stats().members, 0, 'out of their rooms')
+  t.equal(store.size, 0, 'and out of the store (its own sweep is off here: taken out when the window passed)')
 })

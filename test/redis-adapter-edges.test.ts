@@ -60,7 +60,11 @@ class StubClient {
   }
 
   defineCommand (name: string) {
-    Object.assign(this, { [name]: (...args: unknown[]) => pending(this.calls, name, args) })
+    // And the Buffer variant ioredis defines alongside (RedisHistory reads frames with it).
+    Object.assign(this, {
+      [name]: (...args: unknown[]) => pending(this.calls, name, args),
+      [name + 'Buffer']: (...args: unknown[]) => pending(this.calls, name + 'Buffer', args)
+    })
   }
 
   duplicate () { return this.subscriber }
@@ -371,4 +375,86 @@ t.test('a session resumed while Redis is unusable is not announced, and a usable
   t.match(JSON.stringify(call.args), /sessionResumed/)
   call.resolve(1)
   await tick()
+})
+
+const APPEND = 'frtHistoryAppendV1'
+
+t.test('a history append whose answer failed is tried once more under the same id, only while the client is usable', async (t) => {
+  const client = new StubClient()
+  const adapter = await attached(client, { history: {} })
+  t.teardown(() => adapter.close())
+  const seqs: number[] = []
+  adapter.sequence('r', 'h', 't', false, (seq) => { seqs.push(seq) }, true)
+  const [first] = client.take(APPEND)
+  t.same(client.take(PUBLISH), [], 'a history room is published by the append script, not the plain one')
+  // The answer is lost (e.g. a connection reset after Redis ran the script) while the client stays usable.
+  first.reject(new Error('ECONNRESET'))
+  await tick()
+  const [retry] = client.take(APPEND)
+  t.ok(retry, 'tried again')
+  t.equal(retry.args[2], first.args[2], 'under the same dedupe key, so Redis stores and publishes it once')
+  t.match(retry.args[2], /^frt:\{r\}:d:.+:1$/)
+  retry.resolve([7, 'epoch-one', 1])
+  await tick()
+  t.same(seqs, [7], 'the first append\'s seq, once')
+  t.equal(adapter.stats().adapterPublishFailures, 0)
+
+  // The client is no longer usable when the failure comes back: no retry, numbered locally, its seq skipped next.
+  adapter.sequence('r', 'h', 't', false, (seq) => { seqs.push(seq) }, true)
+  const [lost] = client.take(APPEND)
+  t.not(lost.args[2], first.args[2], 'a new message, a new id')
+  client.status = 'reconnecting'
+  lost.reject(new Error('Connection is closed.'))
+  await tick()
+  t.same(client.take(APPEND), [], 'not tried again')
+  t.same(seqs, [7, 0])
+  t.equal(adapter.stats().adapterPublishFailures, 1)
+  client.status = 'ready'
+  adapter.sequence('r', 'h', 't', false, (seq) => { seqs.push(seq) }, true)
+  const [next] = client.take(APPEND)
+  t.equal(next.args[9], 1, 'the locally numbered one is skipped')
+  next.resolve([9, 'epoch-one', 0])
+  await tick()
+  t.same(seqs, [7, 0, 9])
+})
+
+t.test('sequence() asked for history on an adapter without history publishes with the plain seq script', async (t) => {
+  const client = new StubClient()
+  const adapter = await attached(client)
+  t.teardown(() => adapter.close())
+  const seqs: number[] = []
+  adapter.sequence('r', 'h', 't', false, (seq) => { seqs.push(seq) }, true)
+  t.same(client.take(APPEND), [])
+  const [call] = client.take(PUBLISH)
+  t.same(call.args.slice(0, 3), ['frt:{r}:seq', 'frt:{r}', call.args[2]])
+  call.resolve(3)
+  await tick()
+  t.same(seqs, [3])
+})
+
+t.test('the core is told which rooms were subscribed again after a reconnect (not on the first connect, nor on a failed one)', async (t) => {
+  const client = new StubClient()
+  const told: string[][] = []
+  const adapter = new RedisAdapter({ client, presence: false, publishTimeout: 60_000 })
+  t.teardown(() => adapter.close())
+  const attaching = adapter.attach({ ...core, resubscribed: (rooms) => { told.push([...rooms]) } })
+  client.subscriber.ready()
+  await attaching
+  await adapter.subscribe('a', () => {})
+  await adapter.subscribe('b', () => {})
+  await tick()
+  t.same(told, [], 'the first connect subscribes; nothing was missed')
+  client.subscriber.lose()
+  client.subscriber.auto = async () => { throw new Error('NOPERM') }
+  client.subscriber.ready()
+  await tick()
+  t.same(told, [], 'not while the subscriptions failed')
+  client.subscriber.lose()
+  client.subscriber.auto = null
+  client.subscriber.ready()
+  const leaving = adapter.unsubscribe('b')
+  for (const call of client.subscriber.calls.splice(0)) call.resolve(1)
+  await leaving
+  await tick()
+  t.same(told, [['a']], 'once subscribed again, the rooms still here')
 })

@@ -5,13 +5,13 @@
 // a session that outlives its instance being killed).
 import t, { type Test } from 'tap'
 import { Clock } from '@tapjs/clock'
-import { Cluster, Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MemorySessions, type MemorySessionsOptions } from '../lib/sessions/memory.js'
 import { RedisSessions, type RedisSessionsOptions } from '../lib/sessions/redis.js'
 import { isResumeToken, newEpoch, newResumeToken, resumeKey, epochSource } from '../lib/recovery-ids.js'
 import type { SessionState, SessionStore } from '../types/session.js'
-import { startRedisCluster, startRedisServer } from './helpers/redis-server.js'
+import { redisBackends } from './helpers/redis-backends.js'
 
 const LIMITS = { maxUnicast: 100, maxReplies: 256 }
 const WINDOW = 120_000
@@ -192,40 +192,13 @@ t.test('MemorySessions', async t => {
   })
 })
 
-const redis = await startRedisServer()
-t.teardown(() => redis.stop())
-const cluster = await startRedisCluster()
-t.teardown(() => cluster.stop())
+const backends = await redisBackends(t, 's')
+const { redis, slot } = backends
+const newPrefix = backends.prefix
 
-/** The Redis Cluster slot of a key, as a node of the test cluster computes it. */
-async function slot (key: string): Promise<number> {
-  const node = new Redis(cluster.nodes[0].port, cluster.nodes[0].host)
-  try {
-    return await node.call('CLUSTER', 'KEYSLOT', key) as number
-  } finally {
-    node.disconnect()
-  }
-}
-
-let prefixes = 0
-const newPrefix = (): string => `s${++prefixes}:`
-
-t.test('RedisSessions on a redis-server', async t => {
-  const client = new Redis(redis.url)
-  t.teardown(() => client.quit())
+backends.each(t, 'RedisSessions', (t, client, name) => {
   sessionSuite(t, {
-    name: 'redis',
-    async make () {
-      return { store: new RedisSessions({ client, prefix: newPrefix() }), advance: async (ms) => { await sleep(ms + 20) } }
-    }
-  })
-})
-
-t.test('RedisSessions on a Redis Cluster', async t => {
-  const client = new Cluster(cluster.nodes)
-  t.teardown(() => client.quit())
-  sessionSuite(t, {
-    name: 'redis cluster',
+    name,
     async make () {
       return { store: new RedisSessions({ client, prefix: newPrefix() }), advance: async (ms) => { await sleep(ms + 20) } }
     }

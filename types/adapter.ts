@@ -18,6 +18,12 @@ export interface FanoutCore {
   disconnectUser (userId: string, reason?: string): number
   /** Another instance resumed the session of `connId`: drop the copy waiting here, without a presence leave. */
   sessionResumed? (connId: string): void
+  /**
+   * The adapter's subscriptions to `rooms` were made again after its connection to the backend dropped (the
+   * backend itself alive): messages published meanwhile never came. The core reads each history room's missed
+   * messages from its history at once, rather than at the room's next message (which a quiet room may not have).
+   */
+  resubscribed? (rooms: readonly string[]): void
 }
 
 /** The adapter's own counters, merged into `app.realtime.stats()`. */

@@ -274,8 +274,7 @@ export class RedisAdapter implements FanoutAdapter {
   }
 
   sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history = false): void {
-    // rooms.ts asks for history only when this adapter keeps it (RoomHistory.byAdapter); the check stays as a guard.
-    /* c8 ignore next */
+    // rooms.ts asks for history only when this adapter keeps it (RoomHistory.byAdapter); without it, a plain seq.
     this.#send(room, roomHeader(this.id, volatile), head, tail, this.#seqTtl, done, history && this.history !== undefined)
   }
 
@@ -423,15 +422,12 @@ export class RedisAdapter implements FanoutAdapter {
     const history = this.history as HistoryStore
     const id = this.id + ':' + (++this.#sent)
     const append = async (): Promise<number> => (await history.append(room, head, tail, { id, skipped })).seq
-    // The retry after a failed append: reached only when Redis drops the answer mid-call (some CLIENT KILL
-    // runs), not deterministically; the store-level dedupe it relies on is tested in test/history.test.ts.
-    /* c8 ignore start */
+    // A failure while the client stays usable (an error reply, an answer lost on the way; ioredis itself resends
+    // what a dropped connection left unanswered) may come after Redis ran the script: once more, under the same id.
     return append().catch(async (err: Error) => {
-      // Once, and only when the client is usable again: the id makes it safe either way.
       if (!this.#usable()) throw err
       return await append()
     })
-    /* c8 ignore stop */
   }
 
   #skip (room: string, count: number): void {
@@ -525,7 +521,8 @@ export class RedisAdapter implements FanoutAdapter {
   #resubscribe (): void {
     const subscriber = this.#subscriber as Subscriber
     if (this.client.isCluster === true) return
-    if (this.#wasReady) this.#counters.adapterResubscribes++
+    const again = this.#wasReady
+    if (again) this.#counters.adapterResubscribes++
     this.#wasReady = true
     const channels = [this.#control, ...this.#channels.keys()]
     const rooms = [...this.#rooms.keys()]
@@ -534,7 +531,10 @@ export class RedisAdapter implements FanoutAdapter {
       : this.#bounded(subscriber.subscribe(...channels))).then((result) => {
       const ok = Array.isArray(result) ? !result.includes(undefined) : result !== undefined
       if (!ok) return
-      for (const room of rooms) if (this.#rooms.has(room)) this.#confirmed.add(room)
+      const kept = rooms.filter((room) => this.#rooms.has(room))
+      for (const room of kept) this.#confirmed.add(room)
+      // What was published while the connection was down never comes: the core reads it from history now.
+      if (again) this.#core?.resubscribed?.(kept)
     })
   }
 

@@ -32,12 +32,15 @@ class BusAdapter implements FanoutAdapter {
 
   async remoteMembers (): Promise<PresenceMember[]> { return [] }
   disconnectUser (userId: string, reason?: string): void { this.#core?.disconnectUser(userId, reason) }
+  /** The bus came back after a drop: the core reads what its history rooms missed. */
+  reconnected (rooms: string[]): void { this.#core?.resubscribed?.(rooms) }
   stats (): FanoutStats { return { adapterErrors: 0, adapterDropped: 0, adapterInvalid: 0 } }
   close (): void { this.#bus.removeAllListeners() }
 }
 
 test('a user-written adapter implements FanoutAdapter and is accepted by the plugin', () => {
   expect<BusAdapter>().type.toBeAssignableTo<FanoutAdapter>()
+  expect<FanoutCore['resubscribed']>().type.toBe<((rooms: readonly string[]) => void) | undefined>()
   expect(Fastify().register(realtime, { adapter: new BusAdapter() })).type.not.toRaiseError()
   // Only the three methods are required.
   expect({ subscribe () {}, unsubscribe () {}, publish () {} }).type.toBeAssignableTo<FanoutAdapter>()
