@@ -52,6 +52,13 @@ export interface RedisAdapterOptions {
    * one script. Default: none.
    */
   history?: { maxCount?: number, maxAge?: number }
+  /**
+   * Carry the W3C `traceparent` of a broadcast sent from a traced handler to the other instances, so that their
+   * deliveries link to the sender's trace (`fastify-realtime:deliver`). Default false: instances older than this
+   * version drop such messages (counted in `adapterInvalid`), so turn it on once every instance runs this version
+   * or later. Messages without a trace are the same bytes either way.
+   */
+  traceContext?: boolean
 }
 
 /** The part of an ioredis connection in subscriber mode that the adapter uses. */
@@ -74,7 +81,8 @@ const defaults = {
   maxInFlight: 1000,
   presence: true,
   presenceTtl: 30_000,
-  seqTtl: 86_400_000
+  seqTtl: 86_400_000,
+  traceContext: false
 }
 
 /** One publish on its way. */
@@ -159,7 +167,7 @@ export class RedisAdapter implements FanoutAdapter {
   /** The last resubscription after a (re)connect. */
   #resubscribed: Promise<unknown> = Promise.resolve()
   #closed = false
-  readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0) }
+  readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0), traceparent: undefined }
   /** The rooms' history, when asked for (`history`): it numbers, keeps and publishes history rooms' messages. */
   readonly history: HistoryStore | undefined
   /** Publishes of this instance, for history message ids (a retried append is stored once). */
@@ -178,11 +186,14 @@ export class RedisAdapter implements FanoutAdapter {
     if (typeof sharded !== 'boolean') invalid('sharded', 'a boolean')
     const presence = options.presence ?? defaults.presence
     if (typeof presence !== 'boolean') invalid('presence', 'a boolean')
+    const traceContext = options.traceContext ?? defaults.traceContext
+    if (typeof traceContext !== 'boolean') invalid('traceContext', 'a boolean')
     this.client = client
     this.options = Object.freeze({
       prefix,
       sharded,
       presence,
+      traceContext,
       publishTimeout: positive(options, 'publishTimeout'),
       maxInFlight: positive(options, 'maxInFlight'),
       presenceTtl: positive(options, 'presenceTtl'),
@@ -269,14 +280,24 @@ export class RedisAdapter implements FanoutAdapter {
   }
 
   /** Publishes a frame without a seq (the core uses `sequence`; this keeps the plain contract). */
-  publish (room: string, frame: Buffer, volatile: boolean): void {
-    this.#send(room, roomHeader(this.id, volatile) + '0:', frame.toString(), '', '0', ignore)
+  publish (room: string, frame: Buffer, volatile: boolean, traceparent?: string): void {
+    this.#send(room, this.#header(volatile, traceparent) + '0:', frame.toString(), '', '0', ignore)
   }
 
-  sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history = false): void {
+  /**
+   * `traceparent` is carried in the envelope with `traceContext` on; a history room's message is published by
+   * the history script under its fixed header, so it crosses without one.
+   */
+  sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history = false,
+    traceparent?: string): void {
     // rooms.ts asks for history only when this adapter keeps it (RoomHistory.byAdapter); the check stays as a guard.
     /* c8 ignore next */
-    this.#send(room, roomHeader(this.id, volatile), head, tail, this.#seqTtl, done, history && this.history !== undefined)
+    this.#send(room, this.#header(volatile, traceparent), head, tail, this.#seqTtl, done, history && this.history !== undefined)
+  }
+
+  /** The envelope header; with a trace only when asked for (`traceContext`): older instances drop those. */
+  #header (volatile: boolean, traceparent: string | undefined): string {
+    return roomHeader(this.id, volatile, this.options.traceContext ? traceparent : undefined)
   }
 
   /** Another instance resumed a session: the others drop their waiting copy of it. */
@@ -554,7 +575,7 @@ export class RedisAdapter implements FanoutAdapter {
       } else if (result === 'own') {
         this.#echo(room, envelope.seq)
       } else {
-        (this.#receive as FanoutReceive)(room, envelope.frame, envelope.volatile, envelope.seq === 0 ? undefined : envelope.seq)
+        (this.#receive as FanoutReceive)(room, envelope.frame, envelope.volatile, envelope.seq === 0 ? undefined : envelope.seq, envelope.traceparent)
       }
       return
     }
