@@ -50,6 +50,7 @@ export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
 export { defineRoute } from './lib/route.js'
 export { MESSAGE_CHANNEL, type MessageContext } from './lib/tracing.js'
+export { DELIVER_CHANNEL, type DeliverContext } from './lib/trace-context.js'
 export { socketErrorHandler } from './lib/socket-errors.js'
 
 // Fastify's own register options reach the plugin too; they are not ours to check.

@@ -47,10 +47,15 @@ export function activeTraceparent (): string | undefined {
   return carrier === undefined || carrier === null || carrier.traceparent === undefined ? undefined : validTraceparent(carrier.traceparent)
 }
 
-/** One room delivery on one instance, published on `fastify-realtime:deliver` (only when someone subscribed). */
+/**
+ * One delivery on one instance, published on `fastify-realtime:deliver` (only when someone subscribed): a room
+ * message to this instance's members, or a handler's unicast `conn.emit` (`room` null).
+ */
 export interface DeliverContext {
-  /** The room's name. */
-  room: string
+  /** The room's name; null for a unicast emit. */
+  room: string | null
+  /** The receiving connection of a unicast emit; undefined for a room delivery. */
+  connId?: string
   /** The message's type (read from the frame's head, only when someone listens). */
   type: string
   /** The room's seq of the message; 0 for an unnumbered one (volatile on a history room, or from an adapter without seq). */
@@ -89,5 +94,11 @@ export function frameType (frame: Buffer): string {
 export function publishDelivery (room: string, frame: Buffer, seq: number, volatile: boolean, recipients: number,
   instance: string, traceparent: string | undefined): void {
   const ctx: DeliverContext = { room, type: frameType(frame), seq, volatile, recipients, instance, traceparent }
+  deliverChannel.publish(ctx)
+}
+
+/** Publishes one unicast emit; call only when `deliverChannel.hasSubscribers`. */
+export function publishUnicast (type: string, connId: string, instance: string, traceparent: string | undefined): void {
+  const ctx: DeliverContext = { room: null, connId, type, seq: 0, volatile: false, recipients: 1, instance, traceparent }
   deliverChannel.publish(ctx)
 }
