@@ -19,6 +19,8 @@ let current: TraceCarrier | null = null
 const store = new AsyncLocalStorage<TraceCarrier>()
 // getStore() before any run() is cheap but not free: skip it until the store was used once.
 let stored = false
+// The last traceparent found valid (see activeTraceparent).
+let checked: string | undefined
 
 /** Makes `carrier` the current trace for the synchronous part of a handler; returns what to give `leave`. */
 export function enter (carrier: TraceCarrier): TraceCarrier | null {
@@ -43,8 +45,13 @@ export function runInTrace<A extends unknown[], R> (carrier: TraceCarrier, fn: (
  */
 export function activeTraceparent (): string | undefined {
   const carrier = current ?? (stored ? store.getStore() : undefined)
-  // A subscriber may have written anything there: only a valid value crosses to other instances.
-  return carrier === undefined || carrier === null || carrier.traceparent === undefined ? undefined : validTraceparent(carrier.traceparent)
+  const value = carrier?.traceparent
+  if (value === undefined || value === checked) return value
+  // A subscriber may have written anything there: only a valid value crosses to other instances. The last valid
+  // one is remembered, so a handler's many emits check it once.
+  const valid = validTraceparent(value)
+  if (valid !== undefined) checked = valid
+  return valid
 }
 
 /**
