@@ -87,7 +87,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   await hub.rooms.adapter.attach?.({
     log: fastify.log,
     disconnectUser: (id, reason) => auth.disconnectUser(id, reason),
-    sessionResumed: (connId) => hub.sessions?.resumedElsewhere(connId)
+    sessionResumed: (connId) => hub.sessions?.resumedElsewhere(connId),
+    counts: () => obs.cluster.publish()
   })
   // One warning per Redis outage instead of ioredis's "Unhandled error event" (lib/redis-errors.ts).
   const unwatchRedis = watchClientErrors([options.rateLimit === false ? null : options.rateLimit.store, options.adapter], fastify.log)

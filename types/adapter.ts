@@ -19,6 +19,14 @@ export interface FanoutCore {
   disconnectUser (userId: string, reason?: string): number
   /** Another instance resumed the session of `connId`: drop the copy waiting here, without a presence leave. */
   sessionResumed? (connId: string): void
+  /** This instance's counts (JSON, a few KB at most), for an adapter that shares them with the other instances. */
+  counts? (): string
+}
+
+/** The other instances' counts as an adapter last read them: `[instance id, counts JSON]`; `at`: when (ms), 0 before the first read. */
+export interface InstanceCountsRead {
+  readonly at: number
+  readonly entries: ReadonlyArray<readonly [id: string, counts: string]>
 }
 
 /** The adapter's own counters, merged into `app.realtime.stats()`. */
@@ -83,4 +91,9 @@ export interface FanoutAdapter {
   disconnectUser? (userId: string, reason?: string): void
   /** The adapter's counters. */
   stats? (): FanoutStats
+  /**
+   * The other live instances' counts (each published from `FanoutCore.counts`), for cluster-wide inspection;
+   * null when the adapter does not share them.
+   */
+  instanceCounts? (): InstanceCountsRead | null
 }
