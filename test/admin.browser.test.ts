@@ -8,8 +8,10 @@ import Type from 'typebox'
 import { chromium, type Browser } from 'playwright-core'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import realtime from '../index.js'
+import realtime, { type RedisAdapter } from '../index.js'
 import { connect } from '../lib/testing.js'
+import { startRedisServer } from './helpers/redis-server.js'
+import { closeInstance, redisClient, redisInstance } from './helpers/instances.js'
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // The README's screenshot is refreshed with ADMIN_SCREENSHOT=docs/admin.png; otherwise it goes to a temp file.
@@ -138,4 +140,61 @@ t.test('admin options are checked; no check means no page', async (t) => {
   await app.register(realtime, { admin: { path: '/ops', preHandler: async (_req, reply) => { await reply.code(401).send() } } })
   t.equal((await app.inject({ url: '/ops' })).statusCode, 401)
   t.notOk('/ops/live' in (app.realtime.asyncapi() as { channels: object }).channels, 'our own route is not in the app\'s document')
+})
+
+t.test('the admin page with the Redis adapter: cluster-wide figures, and a disconnect reaching another instance', async (t) => {
+  const redis = await startRedisServer()
+  t.teardown(() => redis.stop())
+  const adminOptions = { path: '/admin', interval: 200, onRequest: async () => {} }
+  const one = await redisInstance(redisClient(redis.url), { countsInterval: 100 }, { admin: adminOptions })
+  t.teardown(() => closeInstance(one))
+  const two = await redisInstance(redisClient(redis.url), { countsInterval: 100 })
+  t.teardown(() => closeInstance(two))
+  const url = await one.app.listen({ port: 0, host: '127.0.0.1' })
+  const idTwo = (two.adapter as RedisAdapter).id
+
+  const here = await connect(one.app, '/chat', { headers: { 'x-user': 'ann' } })
+  const there = await connect(two.app, '/chat', { headers: { 'x-user': 'zed' } })
+  const thereToo = await connect(two.app, '/chat')
+  t.teardown(() => Promise.all([here, there, thereToo].map((c) => c.close())))
+  for (const c of [here, there, thereToo]) await c.request('enter' as never, { room: 'lobby' } as never)
+
+  const browser: Browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  await page.goto(url + '/admin')
+  await page.waitForSelector('#status.live')
+  // This instance: ann and the page itself; the cluster: two more on the other instance.
+  await page.waitForSelector('#connections:text("2")')
+  await page.waitForSelector('#cluster:not([hidden])')
+  await page.waitForSelector('#clusterInstances:text("2")')
+  await page.waitForSelector('#clusterConnections:text("4")')
+  await page.waitForSelector('#clusterMembers:text("3")')
+  await page.waitForSelector(`#instanceList td:text("${idTwo}")`)
+  const rows = await page.$$eval('#instanceList tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)))
+  t.same(rows.find((r) => r[0] === idTwo)?.slice(1, 4), ['2', '1', '2'], 'the other instance: connections, rooms, members')
+
+  // Traffic on the other instance shows in the cluster's rate.
+  const state = { sending: true }
+  const traffic = (async () => {
+    while (state.sending) {
+      there.send('say' as never, { room: 'lobby', text: 'hi' } as never)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  })()
+  t.teardown(() => { state.sending = false })
+  await page.waitForFunction(() => Number(document.querySelector('#clusterRateIn')?.textContent) > 10)
+  state.sending = false
+  await traffic
+
+  // zed is on the other instance, so not in this instance's list: the page's form disconnects any user id.
+  await page.fill('#disconnectUser', 'zed')
+  await page.click('#disconnectForm button')
+  t.match(await there.closed, { code: 4401, reason: 'Disconnected by an admin' }, 'closed on the other instance')
+  await page.waitForSelector('#notice:text("disconnected 0 socket(s) here; other instances asked")')
+  await page.waitForSelector('#clusterConnections:text("3")')
 })

@@ -100,13 +100,23 @@ function cell (text, className) {
   return td
 }
 
+function disconnect (userId) {
+  socket.send(JSON.stringify({ type: 'disconnect', id: ++id, data: { userId } }))
+}
+
+// Any user id, connected here or on another instance (the listed connections are this instance's).
+$('disconnectForm').addEventListener('submit', (event) => {
+  event.preventDefault()
+  disconnect($('disconnectUser').value)
+})
+
 function disconnectCell (user) {
   const td = document.createElement('td')
   if (user === null) return td
   const button = document.createElement('button')
   button.textContent = 'disconnect'
   button.dataset.user = user
-  button.addEventListener('click', () => socket.send(JSON.stringify({ type: 'disconnect', id: ++id, data: { userId: user } })))
+  button.addEventListener('click', () => disconnect(user))
   td.append(button)
   return td
 }
