@@ -10,6 +10,7 @@ import { roomHeader, readRoomEnvelope, type RoomEnvelope } from '../lib/adapters
 import { activeTraceparent, frameType } from '../lib/trace-context.js'
 import { connect } from '../lib/testing.js'
 import { realtimeApp } from './helpers/app.js'
+import { client, startServer } from './helpers/client.js'
 import { until } from './helpers/wait.js'
 import { startRedisServer } from './helpers/redis-server.js'
 import { closeInstance, redisClient, redisInstance } from './helpers/instances.js'
@@ -211,4 +212,20 @@ t.test('in one process: the trace of the handler, sync and async, to room and un
   await until(() => seen.length === 2, 'two deliveries')
   t.same(seen.map((d) => d.traceparent), [undefined, undefined])
   t.equal(seen[0].type, 'said')
+})
+
+t.test('the client sends a traceparent when asked, and nothing more when not', async (t) => {
+  const server = await startServer(t)
+  const c = client(t, server.url)
+  await c.ready()
+  const seen: MessageContext[] = []
+  const onStart = (ctx: unknown): void => { seen.push({ ...(ctx as MessageContext) }) }
+  const channel = dc.tracingChannel(MESSAGE_CHANNEL)
+  channel.start.subscribe(onStart)
+  t.teardown(() => channel.start.unsubscribe(onStart))
+  t.same(await c.request('echo', { text: 'a' }, { traceparent: TP }), { text: 'a' })
+  t.same(await c.request('echo', { text: 'b' }), { text: 'b' })
+  c.send('echo', { text: 'c' }, { traceparent: SPAN })
+  await until(() => seen.length === 3, 'three handled messages')
+  t.same(seen.map((ctx) => ctx.traceparent), [TP, undefined, SPAN])
 })
