@@ -112,6 +112,16 @@ t.test('across Redis: the sender\'s trace reaches every instance\'s delivery; ba
   const [a, b] = await say('plain', undefined)
   t.equal(a.traceparent, undefined)
   t.equal(b.traceparent, undefined)
+
+  // As the README's snippet does: the handler's span replaces the sender's trace, and every instance links to it.
+  const channel = dc.tracingChannel(MESSAGE_CHANNEL)
+  const onStart = (ctx: unknown): void => { (ctx as MessageContext).traceparent = SPAN }
+  channel.start.subscribe(onStart)
+  t.teardown(() => channel.start.unsubscribe(onStart))
+  const [c, d] = await say('span', TP)
+  t.equal(c.traceparent, SPAN)
+  t.equal(d.traceparent, SPAN, 'across Redis: the child of the handler span')
+  channel.start.unsubscribe(onStart)
   t.equal(one.app.realtime.stats().adapterInvalid + two.app.realtime.stats().adapterInvalid, 0, 'every envelope was valid')
 })
 
