@@ -87,7 +87,8 @@ export class Cluster {
       if (counts === null) ignored++
       else all.push(counts)
     }
-    all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    // Ids are unique (the fields of one hash, and ours is never among them).
+    all.sort((a, b) => (a.id < b.id ? -1 : 1))
     const after = cursor === null ? all : all.filter((c) => c.id > cursor)
     const page = after.slice(0, limit)
     return {

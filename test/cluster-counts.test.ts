@@ -142,6 +142,25 @@ t.test('a dead instance vanishes when its entry expires; entries that are not co
   t.equal(await raw.hexists(KEY, 'nocolon'), 0)
   t.equal(await raw.hexists(KEY, 'notime'), 0)
   t.ok(await raw.pttl(KEY) > 0, 'the hash expires when nobody writes any more')
+
+  // Redis refuses the script (the key holds another type): an adapter error; the last read stays.
+  await raw.del(KEY)
+  await raw.set(KEY, 'not a hash')
+  const before = one.app.realtime.stats().adapterErrors
+  await until(() => one.app.realtime.stats().adapterErrors > before, 'a refused exchange')
+  t.ok(view() !== null)
+  await raw.del(KEY)
+  await until(() => view()?.ignored === 0 && view()?.totals.instances === 1, 'exchanges again')
+
+  // A Redis that does not answer: one exchange waits, and the timer's ticks meanwhile send no more (4 ticks in
+  // 450 ms would be 4 scripts; after SIGCONT at most one more tick may slip in before INFO is read).
+  await raw.config('RESETSTAT')
+  await redis.kill('SIGSTOP')
+  await new Promise((resolve) => setTimeout(resolve, 450))
+  await redis.kill('SIGCONT')
+  const stats = await raw.info('commandstats')
+  const calls = Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+  t.ok(calls >= 1 && calls <= 2, `${calls} script call(s) while Redis was stopped`)
 })
 
 t.test('parseCounts refuses what the script cannot see', async (t) => {
