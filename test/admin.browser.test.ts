@@ -1,6 +1,7 @@
 // The admin page in headless Chromium (Debian's, driven by playwright-core as in example.browser.test.ts):
-// it refuses a non-admin, renders, updates live under traffic, and disconnects a user; the README's
-// screenshot (docs/admin.png) is taken here under that traffic.
+// it refuses a non-admin, renders, updates live under traffic, and disconnects a user; with two instances on a
+// real redis-server it shows the cluster and disconnects a user of the other instance. The README's screenshot
+// (docs/admin.png) is taken there, under traffic.
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwt from '@fastify/jwt'
@@ -108,7 +109,6 @@ t.test('the admin page: refuses a non-admin, renders, updates live, disconnects 
   await page.waitForFunction(() => (document.querySelector('#chartMessages polyline.in')?.getAttribute('points') ?? '').split(' ').length > 20)
   const rows = await page.$$eval('#connectionList tr', (trs) => trs.map((tr) => tr.children[1]?.textContent))
   t.same(rows.filter((u) => u !== '–').sort(), ['alice', 'bob', 'carol'])
-  await page.screenshot({ path: screenshot })
 
   // Disconnect bob from the page: his socket closes with 4401, and the page sees it.
   await page.click('button[data-user="bob"]')
@@ -165,7 +165,7 @@ t.test('the admin page with the Redis adapter: cluster-wide figures, and a disco
       '--disable-background-networking', '--disable-component-update', '--disable-sync']
   })
   t.teardown(() => browser.close())
-  const page = await browser.newPage()
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } })
   await page.goto(url + '/admin')
   await page.waitForSelector('#status.live')
   // This instance: ann and the page itself; the cluster: two more on the other instance.
@@ -181,13 +181,18 @@ t.test('the admin page with the Redis adapter: cluster-wide figures, and a disco
   // Traffic on the other instance shows in the cluster's rate.
   const state = { sending: true }
   const traffic = (async () => {
-    while (state.sending) {
+    // A varying rate on both instances, so that the charts have a shape.
+    for (let tick = 0; state.sending; tick++) {
       there.send('say' as never, { room: 'lobby', text: 'hi' } as never)
+      if (tick % 40 < 25) here.send('say' as never, { room: 'lobby', text: 'hello' } as never)
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
   })()
   t.teardown(() => { state.sending = false })
   await page.waitForFunction(() => Number(document.querySelector('#clusterRateIn')?.textContent) > 10)
+  // A few seconds of history in the charts before the README's screenshot.
+  await page.waitForFunction(() => (document.querySelector('#chartMessages polyline.in')?.getAttribute('points') ?? '').split(' ').length > 20)
+  await page.screenshot({ path: screenshot })
   state.sending = false
   await traffic
 
