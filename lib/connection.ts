@@ -192,7 +192,7 @@ export class RealtimeConnection implements Connection {
     this.#recorder?.messageOut(this.#emits, type)
     this.send(serializeEvent(type, data))
     // For a tracer: the emit with the trace of the handler sending it (lib/trace-context.ts).
-    if (deliverChannel.hasSubscribers) publishUnicast(type, this.id, this.#hub.rooms.instance, activeTraceparent())
+    if (deliverChannel.hasSubscribers) publishUnicast(type, this.id, this.socket.readyState === OPEN ? 1 : 0, this.#hub.rooms.instance, activeTraceparent())
   }
 
   /**

@@ -104,8 +104,8 @@ export function publishDelivery (room: string, frame: Buffer, seq: number, volat
   deliverChannel.publish(ctx)
 }
 
-/** Publishes one unicast emit; call only when `deliverChannel.hasSubscribers`. */
-export function publishUnicast (type: string, connId: string, instance: string, traceparent: string | undefined): void {
-  const ctx: DeliverContext = { room: null, connId, type, seq: 0, volatile: false, recipients: 1, instance, traceparent }
+/** Publishes one unicast emit (`recipients` 0: the socket was closing); call only when `deliverChannel.hasSubscribers`. */
+export function publishUnicast (type: string, connId: string, recipients: number, instance: string, traceparent: string | undefined): void {
+  const ctx: DeliverContext = { room: null, connId, type, seq: 0, volatile: false, recipients, instance, traceparent }
   deliverChannel.publish(ctx)
 }

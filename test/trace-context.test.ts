@@ -157,6 +157,8 @@ const roomRoute = {
   messages: {
     // Synchronous: the room emit and the unicast emit carry the message's own trace.
     now: { schema: Type.Null(), handler: (conn: any) => { conn.to('r').emit('said', 'now'); conn.emit('said', 'direct') } },
+    // A unicast emit to a socket already closing reaches nobody.
+    bye: { schema: Type.Null(), handler: (conn: any) => { conn.close(1000); conn.emit('said', 'gone') } },
     // After an await: the trace is known only with a tracing subscriber (async context).
     later: {
       schema: Type.Null(),
@@ -222,6 +224,12 @@ t.test('in one process: the trace of the handler, sync and async, to room and un
   await until(() => seen.length === 2, 'two deliveries')
   t.same(seen.map((d) => d.traceparent), [undefined, undefined])
   t.equal(seen[0].type, 'said')
+
+  seen.length = 0
+  client.sendRaw(JSON.stringify({ type: 'bye', data: null, traceparent: TP }))
+  await client.closed
+  await until(() => seen.length === 1, 'the unicast attempt')
+  t.match(seen[0], { room: null, recipients: 0, type: 'said' })
 })
 
 t.test('the client sends a traceparent when asked, and nothing more when not', async (t) => {
