@@ -1,5 +1,6 @@
 // The observability parts, wired in one place so index.ts calls them in three lines: metrics and the admin
-// page's recorder (lib/recorder.ts), the inspection API, the AsyncAPI document and the admin page.
+// page's recorder (lib/recorder.ts), the inspection API with the cluster's counts (lib/cluster.ts), the AsyncAPI
+// document and the admin page.
 import type { FastifyInstance } from 'fastify'
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
 import { asyncapi, type DeclaredRoute } from './asyncapi.js'
