@@ -97,9 +97,13 @@ t.test('two instances on one Redis: each sees both, with totals, a page at a tim
   t.equal(await page.request('disconnect' as never, { userId: 'bob' } as never), 0, 'none of bob\'s sockets here')
   t.match(await b1.closed, { code: 4401, reason: 'Disconnected by an admin' }, 'closed on the other instance')
 
-  // Closing an instance removes its entry at once.
+  // Closing an instance removes its entry at once (not 3 intervals later, when it would expire).
+  const raw = new Redis(redis.url)
+  t.teardown(() => raw.disconnect())
+  t.equal(await raw.hexists(KEY, idTwo), 1)
   twoClosed = true
   await closeInstance(two)
+  t.equal(await raw.hexists(KEY, idTwo), 0, 'removed by the closing instance')
   await until(() => view().cluster?.totals.instances === 1, 'two gone')
   t.same(view().cluster?.instances.map((i) => i.id), [idOne])
 })
