@@ -50,6 +50,7 @@ export * as errors from './lib/errors.js'
 export { CloseCode, ErrorCode, MessageType, PROTOCOL_VERSION } from './lib/protocol.js'
 export { defineRoute } from './lib/route.js'
 export { MESSAGE_CHANNEL, type MessageContext } from './lib/tracing.js'
+export { DELIVER_CHANNEL, type DeliverContext } from './lib/trace-context.js'
 export { socketErrorHandler } from './lib/socket-errors.js'
 
 // Fastify's own register options reach the plugin too; they are not ours to check.
@@ -87,7 +88,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     log: fastify.log,
     disconnectUser: (id, reason) => auth.disconnectUser(id, reason),
     sessionResumed: (connId) => hub.sessions?.resumedElsewhere(connId),
-    resubscribed: (rooms) => hub.rooms.resync(rooms)
+    resubscribed: (rooms) => hub.rooms.resync(rooms),
+    counts: () => obs.cluster.publish()
   })
   // One warning per Redis outage instead of ioredis's "Unhandled error event" (lib/redis-errors.ts).
   const unwatchRedis = watchClientErrors([options.rateLimit === false ? null : options.rateLimit.store, options.adapter], fastify.log)

@@ -1,6 +1,7 @@
 // The admin page: one HTML page and one script (lib/admin/), served at a path the app chooses behind the
 // app's own hooks, and live over one of our own real-time routes (`<path>/live`), which pushes a snapshot of
-// this instance every `interval` ms to the admins connected, and lets one disconnect a user.
+// this instance (and of the cluster, with the Redis adapter's shared counts) every `interval` ms to the admins
+// connected, and lets one disconnect a user (on every instance: app.realtime.disconnectUser goes through the adapter).
 import { readFileSync } from 'node:fs'
 import Type from 'typebox'
 import type { FastifyInstance, onRequestHookHandler, preHandlerHookHandler } from 'fastify'
@@ -90,7 +91,9 @@ export class Admin {
         closes: Object.fromEntries(this.closes),
         errors: Object.fromEntries(this.errors),
         connections: inspect.connections({ limit: LISTED }).items,
-        rooms: inspect.rooms({ limit: LISTED }).items
+        rooms: inspect.rooms({ limit: LISTED }).items,
+        // Every live instance's latest counts and their totals; null without an adapter that shares them.
+        cluster: inspect.cluster({ limit: LISTED }).cluster
       }
     }
     const admins = this.#admins

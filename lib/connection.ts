@@ -18,6 +18,7 @@ import type { InboundMessage } from './protocol.js'
 import type { RecordedRoute, Recorder } from './recorder.js'
 import type { Catchup } from './catchup.js'
 import type { SessionLink } from './session.js'
+import { activeTraceparent, deliverChannel, publishUnicast } from './trace-context.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
@@ -190,6 +191,8 @@ export class RealtimeConnection implements Connection {
     this.#emits.checkEmit(type, data)
     this.#recorder?.messageOut(this.#emits, type)
     this.send(serializeEvent(type, data))
+    // For a tracer: the emit with the trace of the handler sending it (lib/trace-context.ts).
+    if (deliverChannel.hasSubscribers) publishUnicast(type, this.id, this.socket.readyState === OPEN ? 1 : 0, this.#hub.rooms.instance, activeTraceparent())
   }
 
   /**

@@ -27,7 +27,8 @@ export interface InspectableHub {
   readonly rooms: { readonly byName: Map<string, { readonly members: { readonly size: number }, readonly seq: number }> }
 }
 
-export function createInspect (hub: InspectableHub, userId: (user: UserType) => unknown): RealtimeInspect {
+/** This instance's connections and rooms (lib/observability.ts adds `cluster`, lib/cluster.ts). */
+export function createInspect (hub: InspectableHub, userId: (user: UserType) => unknown): Omit<RealtimeInspect, 'cluster'> {
   return {
     connections (query) {
       const { limit, cursor } = readQuery(query)
@@ -72,7 +73,8 @@ export function createInspect (hub: InspectableHub, userId: (user: UserType) => 
   }
 }
 
-function readQuery (query: InspectQuery = {}): { limit: number, cursor: string | null } {
+/** The paging arguments, checked (shared by lib/cluster.ts). */
+export function readQuery (query: InspectQuery = {}): { limit: number, cursor: string | null } {
   const { limit = DEFAULT_LIMIT, cursor = null } = query
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
     throw new FRT_ERR_INSPECT_QUERY('limit', `must be an integer from 1 to ${MAX_LIMIT}`)

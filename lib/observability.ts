@@ -1,5 +1,6 @@
 // The observability parts, wired in one place so index.ts calls them in three lines: metrics and the admin
-// page's recorder (lib/recorder.ts), the inspection API, the AsyncAPI document and the admin page.
+// page's recorder (lib/recorder.ts), the inspection API with the cluster's counts (lib/cluster.ts), the AsyncAPI
+// document and the admin page.
 import type { FastifyInstance } from 'fastify'
 import { FRT_ERR_OPTIONS_INVALID } from './errors.js'
 import { asyncapi, type DeclaredRoute } from './asyncapi.js'
@@ -7,6 +8,7 @@ import { createMetrics, resolveMetricsOptions } from './metrics.js'
 import { createInspect, type InspectableHub } from './inspect.js'
 import { Admin, resolveAdminOptions } from './admin.js'
 import { combine, type Recorder } from './recorder.js'
+import { Cluster } from './cluster.js'
 import type { Hub } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import type { AsyncApiOptions, RealtimeInspect } from '../types/observability.js'
@@ -25,6 +27,8 @@ export class Observability {
   readonly #options: ResolvedOptions
   readonly #asyncapi: AsyncApiOptions
   readonly #admin: Admin | null
+  /** This instance's counts and the cluster's (lib/cluster.ts). */
+  readonly cluster: Cluster
 
   private constructor (hub: Hub, options: ResolvedOptions, asyncapiOptions: AsyncApiOptions, admin: Admin | null,
     recorder: Recorder | null) {
@@ -32,8 +36,15 @@ export class Observability {
     this.#asyncapi = asyncapiOptions
     this.#admin = admin
     this.recorder = recorder
-    // Every connection in the hub is a RealtimeConnection (lib/pipeline.ts adds them); the hub only types what it uses.
-    this.inspect = createInspect(hub as unknown as InspectableHub, options.auth.userId)
+    // Close and error codes are counted by the admin page's recorder only: counting them for everyone would put a
+    // recorder on every message path.
+    const cluster = this.cluster = new Cluster(hub.rooms.instance,
+      { stats: () => hub.stats(), closes: admin?.closes ?? null, errors: admin?.errors ?? null }, hub.rooms.adapter)
+    this.inspect = {
+      // Every connection in the hub is a RealtimeConnection (lib/pipeline.ts adds them); the hub only types what it uses.
+      ...createInspect(hub as unknown as InspectableHub, options.auth.userId),
+      cluster: (query) => cluster.view(query)
+    }
   }
 
   /** Checks the options and registers the metrics on the app's registry. */

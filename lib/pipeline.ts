@@ -438,8 +438,9 @@ export class Pipeline {
 
   /** Runs the handler; what it returns (or resolves) is the ack of a request. */
   #invoke (conn: RealtimeConnection, message: CompiledMessage, msg: InboundMessage): void {
-    // With metrics on or a tracing subscriber, the observed twin of this method (lib/tracing.ts).
-    if (this.#recorder !== null || traced()) {
+    // With metrics on, a tracing subscriber, or a message carrying a trace (what the handler sends carries it),
+    // the observed twin of this method (lib/tracing.ts).
+    if (this.#recorder !== null || msg.traceparent !== undefined || traced()) {
       invokeObserved(this.#route, this.#recorder, conn, message.handler, msg, this.#failed)
       return
     }

@@ -20,6 +20,8 @@ import { Catchup } from './catchup.js'
 import { newEpoch } from './recovery-ids.js'
 import { CloseCode } from './wire.js'
 import { FRT_ERR_HISTORY_INVALID } from './errors.js'
+import { instanceId } from './adapters/envelope.js'
+import { activeTraceparent, deliverChannel, publishDelivery } from './trace-context.js'
 
 // Safe in logs, URLs and Redis channel names; no spaces, quotes or control characters.
 const ROOM_NAME = /^[\w\-.:@/]{1,128}$/
@@ -114,6 +116,8 @@ export class Rooms {
   readonly userId: ResolvedOptions['auth']['userId']
   /** Memberships on this instance, summed over rooms. */
   members = 0
+  /** This instance's id: the fan-out adapter's when it has one (deliveries and cluster counts name it). */
+  readonly instance: string
   // One function for every subscription, so the adapter never holds a closure per room.
   readonly #receive: FanoutReceive
   /** Set when the adapter numbers room messages cluster-wide (`sequence`); else seq is this instance's. */
@@ -130,15 +134,16 @@ export class Rooms {
     this.maxPerConnection = options.maxRoomsPerConnection
     this.userId = options.auth.userId
     this.adapter = options.adapter ?? new MemoryAdapter()
+    this.instance = this.adapter.id ?? instanceId()
     this.#sequencer = typeof this.adapter.sequence === 'function'
-      ? new Sequencer(this.adapter, (room, frame, except, volatile) => this.#deliver(room as Room, frame, except, volatile, room.seq))
+      ? new Sequencer(this.adapter, (room, frame, except, volatile, traceparent) => this.#deliver(room as Room, frame, except, volatile, room.seq, traceparent))
       : null
-    this.#receive = (name, frame, volatile, seq) => {
+    this.#receive = (name, frame, volatile, seq, traceparent) => {
       const room = this.byName.get(name)
       if (room === undefined) return
-      if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0)
+      if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0, traceparent)
       // A history room's gap is filled from the stream first (#backfill takes the message then).
-      else if (!room.history || !this.#backfill(room, frame, seq)) this.#sequencer.receive(room, frame, volatile, seq)
+      else if (!room.history || !this.#backfill(room, frame, seq)) this.#sequencer.receive(room, frame, volatile, seq, traceparent)
     }
   }
 
@@ -258,36 +263,39 @@ export class Rooms {
 
   emit (name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean): void {
     const room = this.byName.get(name)
+    // The trace of the handler sending it, if any (lib/trace-context.ts): to every delivery, here and elsewhere.
+    const traceparent = activeTraceparent()
     const history = this.history !== null && (room?.history ?? this.history.rooms(name))
     if (history) {
-      this.#emitKept(room, name, type, data, except, volatile)
+      this.#emitKept(room, name, type, data, except, volatile, traceparent)
       return
     }
     if (this.#sequencer !== null) {
       const [head, tail] = roomEventParts(type, name, data)
-      this.#sequencer.emit(room, name, head, tail, except, volatile, false)
+      this.#sequencer.emit(room, name, head, tail, except, volatile, false, traceparent)
       return
     }
     // seq is this instance's count for the room; a room with no member here has none yet.
     const seq = room === undefined ? 1 : ++room.seq
     const frame = Buffer.from(serializeRoomEvent(type, name, seq, data))
-    if (room !== undefined) this.#deliver(room, frame, except, volatile, seq)
-    this.adapter.publish(name, frame, volatile)
+    if (room !== undefined) this.#deliver(room, frame, except, volatile, seq, traceparent)
+    this.adapter.publish(name, frame, volatile, traceparent)
   }
 
   /** A message to a room with history: kept and numbered by the store (volatile ones: neither). */
-  #emitKept (room: Room | undefined, name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean): void {
+  #emitKept (room: Room | undefined, name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean,
+    traceparent: string | undefined): void {
     if (volatile) {
       // Not kept, so not numbered: it can never be replayed, nor be taken for a gap.
       const frame = Buffer.from(roomEventUnnumbered(type, name, data))
-      if (room !== undefined) this.#deliver(room, frame, except, true, 0)
-      this.adapter.publish(name, frame, true)
+      if (room !== undefined) this.#deliver(room, frame, except, true, 0, traceparent)
+      this.adapter.publish(name, frame, true, traceparent)
       return
     }
     const [head, tail] = roomEventParts(type, name, data)
     const history = this.history as RoomHistory
     if (history.byAdapter) {
-      (this.#sequencer as Sequencer<RoomMember>).emit(room, name, head, tail, except, false, true)
+      (this.#sequencer as Sequencer<RoomMember>).emit(room, name, head, tail, except, false, true, traceparent)
       return
     }
     const appended = history.store.append(name, head, tail)
@@ -301,9 +309,9 @@ export class Rooms {
     } else {
       room.seq = appended.seq
       room.epoch = appended.epoch
-      this.#deliver(room, frame, except, false, appended.seq)
+      this.#deliver(room, frame, except, false, appended.seq, traceparent)
     }
-    this.adapter.publish(name, frame, false)
+    this.adapter.publish(name, frame, false, traceparent)
   }
 
   /** This instance's members, plus those of every other instance when the adapter keeps presence. */
@@ -341,11 +349,16 @@ export class Rooms {
     return { connId: conn.id, userId: userKey(this.userId, conn.user) ?? null }
   }
 
-  /** `seq`: the frame's seq, 0 for an unnumbered one; a member catching up holds it instead. */
-  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, volatile: boolean, seq: number): void {
+  /**
+   * `seq`: the frame's seq, 0 for an unnumbered one; a member catching up holds it instead. `traceparent`: the
+   * sender's trace, for the `fastify-realtime:deliver` event (published only when someone listens).
+   */
+  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, volatile: boolean, seq: number,
+    traceparent?: string): void {
     const backpressure = this.backpressure
     // Framed once: every member's socket is written the same bytes (lib/frames.ts).
     const framed = new Frame(frame)
+    let recipients = 0
     for (const conn of room.members) {
       if (except !== null && except.includes(conn)) continue
       if (conn.catchups !== null) {
@@ -371,7 +384,9 @@ export class Rooms {
         continue
       }
       conn.sendFrame(framed)
+      recipients++
     }
+    if (deliverChannel.hasSubscribers) publishDelivery(room.name, frame, seq, volatile, recipients, this.instance, traceparent)
   }
 
   /**

@@ -15,7 +15,8 @@ export interface SequencedRoom<M> {
   seq: number
 }
 
-export type Deliver<M> = (room: SequencedRoom<M>, frame: Buffer, except: readonly M[] | null, volatile: boolean) => void
+/** `traceparent`: the sender's trace, handed through for the delivery event (lib/trace-context.ts). */
+export type Deliver<M> = (room: SequencedRoom<M>, frame: Buffer, except: readonly M[] | null, volatile: boolean, traceparent?: string) => void
 
 // Waiting for the adapter; then 0 (not published) or the cluster seq.
 const WAITING = -1
@@ -26,6 +27,7 @@ interface Entry<M> {
   tail: string
   except: readonly M[] | null
   volatile: boolean
+  traceparent: string | undefined
 }
 
 /** Generic in the member type, so that it knows nothing of connections. */
@@ -42,23 +44,23 @@ export class Sequencer<M> {
 
   /** Number, publish and (once numbered) deliver one message; `room` is undefined when no member is here. */
   emit (room: SequencedRoom<M> | undefined, name: string, head: string, tail: string,
-    except: readonly M[] | null, volatile: boolean, history: boolean): void {
+    except: readonly M[] | null, volatile: boolean, history: boolean, traceparent?: string): void {
     const adapter = this.#adapter as Required<Pick<FanoutAdapter, 'sequence'>>
     if (room === undefined) {
-      adapter.sequence(name, head, tail, volatile, ignore, history)
+      adapter.sequence(name, head, tail, volatile, ignore, history, traceparent)
       return
     }
-    const entry: Entry<M> = { seq: WAITING, head, tail, except, volatile }
+    const entry: Entry<M> = { seq: WAITING, head, tail, except, volatile, traceparent }
     let queue = this.#queues.get(room)
     if (queue === undefined) this.#queues.set(room, queue = [])
     queue.push(entry)
-    adapter.sequence(name, head, tail, volatile, (seq) => this.#settle(room, entry, seq), history)
+    adapter.sequence(name, head, tail, volatile, (seq) => this.#settle(room, entry, seq), history, traceparent)
   }
 
   /** Another instance's message for a room with local members. */
-  receive (room: SequencedRoom<M>, frame: Buffer, volatile: boolean, seq: number): void {
+  receive (room: SequencedRoom<M>, frame: Buffer, volatile: boolean, seq: number, traceparent?: string): void {
     room.seq = seq
-    this.#deliver(room, frame, null, volatile)
+    this.#deliver(room, frame, null, volatile, traceparent)
   }
 
   #settle (room: SequencedRoom<M>, entry: Entry<M>, seq: number): void {
@@ -69,7 +71,7 @@ export class Sequencer<M> {
     while (ready < queue.length && queue[ready].seq !== WAITING) {
       const next = queue[ready++]
       room.seq = next.seq === 0 ? room.seq + 1 : next.seq
-      this.#deliver(room, Buffer.from(next.head + room.seq + next.tail), next.except, next.volatile)
+      this.#deliver(room, Buffer.from(next.head + room.seq + next.tail), next.except, next.volatile, next.traceparent)
     }
     if (ready === queue.length) this.#queues.delete(room)
     else queue.splice(0, ready)

@@ -4,6 +4,7 @@
 import dc from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
 import type { Recorder, RecordedRoute } from './recorder.js'
+import { enter, leave, runInTrace } from './trace-context.js'
 
 export { validTraceparent } from './traceparent.js'
 
@@ -15,7 +16,11 @@ export interface MessageContext {
   connId: string
   /** The request id, when the message is a request. */
   messageId: string | number | undefined
-  /** The envelope's W3C `traceparent`, when it carried a valid one. */
+  /**
+   * The envelope's W3C `traceparent`, when it carried a valid one. A `start` subscriber may set it to the
+   * handler span's own `traceparent`: what the handler then sends to rooms carries this value (the deliveries
+   * on every instance link to it, see `fastify-realtime:deliver`). A value that is not a valid traceparent is not carried.
+   */
   traceparent: string | undefined
   /**
    * The connection's upgrade request: a subscriber links the message's span to the upgrade's trace through
@@ -36,6 +41,11 @@ const { start, end, asyncStart, asyncEnd, error } = messageChannel
 export function traced (): boolean {
   return start.hasSubscribers || end.hasSubscribers || asyncStart.hasSubscribers ||
     asyncEnd.hasSubscribers || error.hasSubscribers
+}
+
+// Module-level, so that a traced message makes no closure to run the handler inside the trace.
+function runStores<C> (ctx: MessageContext, handler: (conn: C, data: unknown) => unknown, conn: C, data: unknown): unknown {
+  return start.runStores(ctx, handler, undefined, conn, data)
 }
 
 /** What invokeObserved needs of a connection (lib/connection.ts). */
@@ -68,10 +78,15 @@ export function invokeObserved<C extends ObservedConnection<M>, M extends Observ
     : null
   const began = recorder === null ? 0 : performance.now()
   const previous = conn.handlerStart(msg)
+  // What the handler sends carries its trace (lib/trace-context.ts): a message's own traceparent, or the
+  // channel's context, which a subscriber may have pointed at its span; after an await only when traced.
+  const traces = ctx !== null || msg.traceparent !== undefined
+  const outer = traces ? enter(ctx ?? msg) : null
   let result: unknown
   try {
-    result = ctx === null ? handler(conn, msg.data) : start.runStores(ctx, handler, undefined, conn, msg.data)
+    result = ctx === null ? handler(conn, msg.data) : runInTrace(ctx, runStores, ctx, handler, conn, msg.data)
   } catch (err) {
+    if (traces) leave(outer)
     conn.handlerReturned(previous, false)
     if (ctx !== null) {
       ctx.error = err
@@ -82,6 +97,7 @@ export function invokeObserved<C extends ObservedConnection<M>, M extends Observ
     failed(conn, err, msg)
     return
   }
+  if (traces) leave(outer)
   const pending = typeof (result as PromiseLike<unknown> | null)?.then === 'function'
   conn.handlerReturned(previous, pending)
   if (!pending) {

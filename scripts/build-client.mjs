@@ -17,7 +17,7 @@ const outfile = process.argv[2] ?? join(root, 'dist/browser/client.js')
 const BUDGET = Number(process.env.CLIENT_SIZE_BUDGET ?? 6 * 1024)
 // What an app's bundler loads up front: the fallback is a dynamic import, split into a chunk of its own that
 // only a page whose WebSocket cannot open downloads. The client issue asked for 5 KB; the core measures
-// 5.3 KB (the session, recovery and shared-tab features of issues 12-13), so its budget is 5.5 KB.
+// 5.4 KB (the session, recovery and shared-tab features of issues 12-13), so its budget is 5.5 KB.
 const CORE_BUDGET = Number(process.env.CLIENT_CORE_BUDGET ?? 5.5 * 1024)
 
 const common = { bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minify: true, external: [], logLevel: 'warning' }

@@ -1,6 +1,7 @@
 // The admin page in headless Chromium (Debian's, driven by playwright-core as in example.browser.test.ts):
-// it refuses a non-admin, renders, updates live under traffic, and disconnects a user; the README's
-// screenshot (docs/admin.png) is taken here under that traffic.
+// it refuses a non-admin, renders, updates live under traffic, and disconnects a user; with two instances on a
+// real redis-server it shows the cluster and disconnects a user of the other instance. The README's screenshot
+// (docs/admin.png) is taken there, under traffic.
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwt from '@fastify/jwt'
@@ -8,8 +9,10 @@ import Type from 'typebox'
 import { chromium, type Browser } from 'playwright-core'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import realtime from '../index.js'
+import realtime, { type RedisAdapter } from '../index.js'
 import { connect } from '../lib/testing.js'
+import { startRedisServer } from './helpers/redis-server.js'
+import { closeInstance, redisClient, redisInstance } from './helpers/instances.js'
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // The README's screenshot is refreshed with ADMIN_SCREENSHOT=docs/admin.png; otherwise it goes to a temp file.
@@ -106,7 +109,6 @@ t.test('the admin page: refuses a non-admin, renders, updates live, disconnects 
   await page.waitForFunction(() => (document.querySelector('#chartMessages polyline.in')?.getAttribute('points') ?? '').split(' ').length > 20)
   const rows = await page.$$eval('#connectionList tr', (trs) => trs.map((tr) => tr.children[1]?.textContent))
   t.same(rows.filter((u) => u !== '–').sort(), ['alice', 'bob', 'carol'])
-  await page.screenshot({ path: screenshot })
 
   // Disconnect bob from the page: his socket closes with 4401, and the page sees it.
   await page.click('button[data-user="bob"]')
@@ -138,4 +140,66 @@ t.test('admin options are checked; no check means no page', async (t) => {
   await app.register(realtime, { admin: { path: '/ops', preHandler: async (_req, reply) => { await reply.code(401).send() } } })
   t.equal((await app.inject({ url: '/ops' })).statusCode, 401)
   t.notOk('/ops/live' in (app.realtime.asyncapi() as { channels: object }).channels, 'our own route is not in the app\'s document')
+})
+
+t.test('the admin page with the Redis adapter: cluster-wide figures, and a disconnect reaching another instance', async (t) => {
+  const redis = await startRedisServer()
+  t.teardown(() => redis.stop())
+  const adminOptions = { path: '/admin', interval: 200, onRequest: async () => {} }
+  const one = await redisInstance(redisClient(redis.url), { countsInterval: 100 }, { admin: adminOptions })
+  t.teardown(() => closeInstance(one))
+  const two = await redisInstance(redisClient(redis.url), { countsInterval: 100 })
+  t.teardown(() => closeInstance(two))
+  const url = await one.app.listen({ port: 0, host: '127.0.0.1' })
+  const idTwo = (two.adapter as RedisAdapter).id
+
+  const here = await connect(one.app, '/chat', { headers: { 'x-user': 'ann' } })
+  const there = await connect(two.app, '/chat', { headers: { 'x-user': 'zed' } })
+  const thereToo = await connect(two.app, '/chat')
+  t.teardown(() => Promise.all([here, there, thereToo].map((c) => c.close())))
+  for (const c of [here, there, thereToo]) await c.request('enter' as never, { room: 'lobby' } as never)
+
+  const browser: Browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } })
+  await page.goto(url + '/admin')
+  await page.waitForSelector('#status.live')
+  // This instance: ann and the page itself; the cluster: two more on the other instance.
+  await page.waitForSelector('#connections:text("2")')
+  await page.waitForSelector('#cluster:not([hidden])')
+  await page.waitForSelector('#clusterInstances:text("2")')
+  await page.waitForSelector('#clusterConnections:text("4")')
+  await page.waitForSelector('#clusterMembers:text("3")')
+  await page.waitForSelector(`#instanceList td:text("${idTwo}")`)
+  const rows = await page.$$eval('#instanceList tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)))
+  t.same(rows.find((r) => r[0] === idTwo)?.slice(1, 4), ['2', '1', '2'], 'the other instance: connections, rooms, members')
+
+  // Traffic on the other instance shows in the cluster's rate.
+  const state = { sending: true }
+  const traffic = (async () => {
+    // A varying rate on both instances, so that the charts have a shape.
+    for (let tick = 0; state.sending; tick++) {
+      there.send('say' as never, { room: 'lobby', text: 'hi' } as never)
+      if (tick % 40 < 25) here.send('say' as never, { room: 'lobby', text: 'hello' } as never)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  })()
+  t.teardown(() => { state.sending = false })
+  await page.waitForFunction(() => Number(document.querySelector('#clusterRateIn')?.textContent) > 10)
+  // A few seconds of history in the charts before the README's screenshot.
+  await page.waitForFunction(() => (document.querySelector('#chartMessages polyline.in')?.getAttribute('points') ?? '').split(' ').length > 20)
+  await page.screenshot({ path: screenshot })
+  state.sending = false
+  await traffic
+
+  // zed is on the other instance, so not in this instance's list: the page's form disconnects any user id.
+  await page.fill('#disconnectUser', 'zed')
+  await page.click('#disconnectForm button')
+  t.match(await there.closed, { code: 4401, reason: 'Disconnected by an admin' }, 'closed on the other instance')
+  await page.waitForSelector('#notice:text("disconnected 0 socket(s) here; other instances asked")')
+  await page.waitForSelector('#clusterConnections:text("3")')
 })

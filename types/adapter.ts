@@ -6,9 +6,10 @@ import type { HistoryStore } from './history.js'
  * Delivers a frame published on another instance to this instance's members of `room`.
  * The core calls nothing else on receipt: the bytes are sent as they came, never parsed again.
  * `seq` is the frame's cluster-wide seq when the adapter numbers messages (`sequence`), so that the core
- * can keep a room's messages in seq order; leave it out otherwise.
+ * can keep a room's messages in seq order; leave it out otherwise. `traceparent`: the sender's W3C trace context,
+ * when the publish carried one (the core puts it on its `fastify-realtime:deliver` event).
  */
-export type FanoutReceive = (room: string, frame: Buffer, volatile: boolean, seq?: number) => void
+export type FanoutReceive = (room: string, frame: Buffer, volatile: boolean, seq?: number, traceparent?: string) => void
 
 /** What the core gives an adapter when the plugin is registered (`attach`). */
 export interface FanoutCore {
@@ -24,6 +25,14 @@ export interface FanoutCore {
    * messages from its history at once, rather than at the room's next message (which a quiet room may not have).
    */
   resubscribed? (rooms: readonly string[]): void
+  /** This instance's counts (JSON, a few KB at most), for an adapter that shares them with the other instances. */
+  counts? (): string
+}
+
+/** The other instances' counts as an adapter last read them: `[instance id, counts JSON]`; `at`: when (ms), 0 before the first read. */
+export interface InstanceCountsRead {
+  readonly at: number
+  readonly entries: ReadonlyArray<readonly [id: string, counts: string]>
 }
 
 /** The adapter's own counters, merged into `app.realtime.stats()`. */
@@ -50,12 +59,18 @@ export interface FanoutStats {
  * The optional members make an app cluster-wide beyond broadcasts; the core works without them.
  */
 export interface FanoutAdapter {
+  /** This instance's id, when the adapter has one (`RedisAdapter`): deliveries and cluster counts are named by it. */
+  readonly id?: string
   /** This instance has its first local member of `room`: start receiving its frames through `receive`. */
   subscribe (room: string, receive: FanoutReceive): void | Promise<void>
   /** The last local member of `room` left: stop receiving its frames. */
   unsubscribe (room: string): void | Promise<void>
-  /** A broadcast made on this instance (its local members are already served): send it to the others. */
-  publish (room: string, frame: Buffer, volatile: boolean): void
+  /**
+   * A broadcast made on this instance (its local members are already served): send it to the others.
+   * `traceparent` (valid, or undefined): the trace of the handler that sent it; an adapter that can carries it
+   * to the other instances' `receive`, else ignores it.
+   */
+  publish (room: string, frame: Buffer, volatile: boolean, traceparent?: string): void
   /** Called on `app.close()`: release what the adapter opened itself (never a client the app passed in). */
   close? (): void | Promise<void>
   /** Called once when the plugin is registered, before any other method. */
@@ -67,7 +82,7 @@ export interface FanoutAdapter {
    * locally). To keep a room in seq order everywhere, call `done` and `receive` for a room in seq order.
    * `history`: the room keeps history: append the message to `history` (the adapter's store) as it is numbered.
    */
-  sequence? (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history?: boolean): void
+  sequence? (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history?: boolean, traceparent?: string): void
   /** The adapter's room history (RedisAdapter given `history`): numbered, kept and published in one step. */
   readonly history?: HistoryStore | undefined
   /** Tells the other instances that this one resumed the session of `connId` (they drop their waiting copy). */
@@ -82,4 +97,9 @@ export interface FanoutAdapter {
   disconnectUser? (userId: string, reason?: string): void
   /** The adapter's counters. */
   stats? (): FanoutStats
+  /**
+   * The other live instances' counts (each published from `FanoutCore.counts`), for cluster-wide inspection;
+   * null when the adapter does not share them.
+   */
+  instanceCounts? (): InstanceCountsRead | null
 }

@@ -80,8 +80,54 @@ export interface InspectQuery {
   cursor?: string | null
 }
 
+/** One instance's counts, as it published them (or, for this instance, now). */
+export interface InstanceCounts {
+  /** The instance's id (its fan-out adapter's). */
+  id: string
+  /** When the counts were taken (ms since the epoch, the instance's clock). */
+  at: number
+  connections: number
+  /** Rooms with members on the instance. */
+  rooms: number
+  /** Room memberships on the instance. */
+  members: number
+  /** Messages in and out and errors (protocol and handler) since the instance started. */
+  messagesIn: number
+  messagesOut: number
+  errors: number
+  /** Per second, over the interval between the instance's last two publishes (0 before its second). */
+  messagesInRate: number
+  messagesOutRate: number
+  errorRate: number
+  /** Close codes and error codes since start; empty unless the instance serves the admin page (which counts them). */
+  closes: Record<string, number>
+  errorCodes: Record<string, number>
+}
+
+/** The sums over every live instance. `rooms` counts a room once per instance holding members of it. */
+export interface ClusterTotals extends Omit<InstanceCounts, 'id' | 'at'> {
+  instances: number
+}
+
+/** The cluster-wide view: a page of instances (by id), and the totals over all of them. */
+export interface ClusterCounts {
+  /** When the other instances' counts were read (ms since the epoch); 0 before the first read. */
+  at: number
+  instances: InstanceCounts[]
+  /** Pass as `cursor` for the next page of instances; null at the end. */
+  next: string | null
+  totals: ClusterTotals
+  /** Entries read that were not counts (written by something else, or too large): left out. */
+  ignored: number
+}
+
 /** `app.realtime.inspect`: what this instance holds, paginated. */
 export interface RealtimeInspect {
   connections (query?: InspectQuery): InspectPage<InspectedConnection>
   rooms (query?: InspectQuery): InspectPage<InspectedRoom>
+  /**
+   * This instance's counts and, with a fan-out adapter that shares them (`RedisAdapter`, `countsInterval`), every
+   * live instance's latest and their totals; `cluster` is null otherwise.
+   */
+  cluster (query?: InspectQuery): { instance: InstanceCounts, cluster: ClusterCounts | null }
 }

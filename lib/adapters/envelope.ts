@@ -2,19 +2,30 @@
 // in front of the already-serialized frame, so that a receiver learns who sent
 // it, whether it is volatile and its seq without parsing the frame itself.
 //
-//   frt1 <flag: 0|1> <origin: 16 chars> <seq: decimal digits> ':' <frame bytes>
+//   frt1 <flag: 0-3> <origin: 16 chars> [<traceparent: 55 chars>] <seq: decimal digits> ':' <frame bytes>
 //   frtc 0           <origin: 16 chars> <JSON command>
+//
+// The flag is a bit field: 1 volatile, 2 a W3C traceparent follows the origin (the trace of the handler that
+// sent it, so that each instance's delivery links to it). Only messages sent with a trace have it: the others
+// cost not a byte more. Flags 2 and 3 are new (issue 15): an older instance counts such a message as invalid
+// and drops it, so the RedisAdapter writes them only with its `traceContext` option (README, Scaling out);
+// this reader takes both forms.
 //
 // The Lua publish script writes `header + seq + ':' + head + seq + tail`, so the
 // frame is built once, by Redis, with its seq in place. Anything else on our
 // channels (garbage another client published) is rejected here and counted.
 import { randomBytes } from 'node:crypto'
+import { validTraceparent } from '../traceparent.js'
 
 export const ROOM_MAGIC = 'frt1'
 export const CONTROL_MAGIC = 'frtc'
 const ID_LENGTH = 16
 const ORIGIN_START = 5
 const SEQ_START = ORIGIN_START + ID_LENGTH
+// A version-00 traceparent; a later version's extra fields are not carried (its first 55 characters are the trace).
+const TRACE_LENGTH = 55
+const VOLATILE = 1
+const TRACED = 2
 // 2^53 has 16 digits: more cannot be a seq Redis produced.
 const MAX_SEQ_DIGITS = 15
 const COLON = 0x3a
@@ -28,9 +39,10 @@ export function instanceId (): string {
   return randomBytes(12).toString('base64url')
 }
 
-/** The header before the seq: magic, flag, origin. */
-export function roomHeader (origin: string, volatile: boolean): string {
-  return ROOM_MAGIC + (volatile ? '1' : '0') + origin
+/** The header before the seq: magic, flag, origin, and the trace when given (a valid traceparent). */
+export function roomHeader (origin: string, volatile: boolean, traceparent?: string): string {
+  if (traceparent === undefined) return ROOM_MAGIC + (volatile ? '1' : '0') + origin
+  return ROOM_MAGIC + (volatile ? '3' : '2') + origin + traceparent.slice(0, TRACE_LENGTH)
 }
 
 export function controlMessage (origin: string, command: unknown): string {
@@ -42,6 +54,8 @@ export interface RoomEnvelope {
   volatile: boolean
   seq: number
   frame: Buffer
+  /** The sender's trace, when the envelope carried one. */
+  traceparent: string | undefined
 }
 
 /**
@@ -52,24 +66,33 @@ export interface RoomEnvelope {
 export function readRoomEnvelope (message: Buffer, origin: Buffer, out: RoomEnvelope): 'ok' | 'own' | 'invalid' {
   // The shortest valid envelope: header, one seq digit, ':', '{}'.
   if (message.length < SEQ_START + 4 || message.toString('latin1', 0, 4) !== ROOM_MAGIC) return 'invalid'
-  const flag = message[4]
-  if (flag !== ZERO && flag !== ZERO + 1) return 'invalid'
+  const flag = message[4] - ZERO
+  if (flag < 0 || flag > (VOLATILE | TRACED)) return 'invalid'
+  let start = SEQ_START
+  let traceparent: string | undefined
+  if ((flag & TRACED) !== 0) {
+    start += TRACE_LENGTH
+    // Anything on our channels may be garbage: a trace that is not a valid one makes the envelope invalid.
+    traceparent = validTraceparent(message.toString('latin1', SEQ_START, start))
+    if (traceparent === undefined) return 'invalid'
+  }
   let seq = 0
-  let i = SEQ_START
-  const end = Math.min(message.length, SEQ_START + MAX_SEQ_DIGITS + 1)
+  let i = start
+  const end = Math.min(message.length, start + MAX_SEQ_DIGITS + 1)
   for (; i < end; i++) {
     const c = message[i]
     if (c === COLON) break
     if (c < ZERO || c > NINE) return 'invalid'
     seq = seq * 10 + c - ZERO
   }
-  if (i === SEQ_START || message[i] !== COLON) return 'invalid'
+  if (i === start || message[i] !== COLON) return 'invalid'
   // Not a parse: a frame is one JSON object, so it starts and ends with braces.
   if (message[i + 1] !== OPEN || message[message.length - 1] !== CLOSE) return 'invalid'
   out.seq = seq
   // Our own copy: its seq places our publish among the others' (see the adapter).
   if (message.compare(origin, 0, ID_LENGTH, ORIGIN_START, SEQ_START) === 0) return 'own'
-  out.volatile = flag !== ZERO
+  out.volatile = (flag & VOLATILE) !== 0
+  out.traceparent = traceparent
   out.frame = message.subarray(i + 1)
   return 'ok'
 }

@@ -4,6 +4,7 @@
 // presence and disconnectUser all cross the bus. seq stays per instance.
 import type { FanoutAdapter, FanoutCore, FanoutReceive } from '../../types/adapter.js'
 import type { PresenceMember } from '../../types/rooms.js'
+import { instanceId } from './envelope.js'
 
 /** Shared by the MemoryAdapters that should see each other's broadcasts. */
 export class MemoryBus {
@@ -14,6 +15,8 @@ export class MemoryBus {
 }
 
 export class MemoryAdapter implements FanoutAdapter {
+  /** This instance's id on the bus. */
+  readonly id = instanceId()
   readonly bus: MemoryBus
   /** This instance's members by room, as the core reported them. */
   readonly members = new Map<string, Map<string, PresenceMember>>()
@@ -40,12 +43,12 @@ export class MemoryAdapter implements FanoutAdapter {
     if (subscribers?.delete(this) === true && subscribers.size === 0) this.bus.rooms.delete(room)
   }
 
-  publish (room: string, frame: Buffer, volatile: boolean): void {
+  publish (room: string, frame: Buffer, volatile: boolean, traceparent?: string): void {
     const subscribers = this.bus.rooms.get(room)
     if (subscribers === undefined) return
     // The publisher already served its own members: skip it, as a cluster adapter drops its own node id.
     for (const [adapter, receive] of subscribers) {
-      if (adapter !== this) receive(room, frame, volatile)
+      if (adapter !== this) receive(room, frame, volatile, undefined, traceparent)
     }
   }
 

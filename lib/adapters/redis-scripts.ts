@@ -12,6 +12,7 @@ export interface Scripts {
   readonly presenceWrite: PresenceWrite
   readonly presenceRefresh: PresenceRefresh
   readonly presenceList: PresenceList
+  readonly counts: Counts
 }
 
 // The version is in the names so that two fastify-realtime versions sharing a
@@ -20,6 +21,7 @@ const PUBLISH = 'frtPublishV1'
 const PRESENCE_WRITE = 'frtPresenceWriteV1'
 const PRESENCE_REFRESH = 'frtPresenceRefreshV1'
 const PRESENCE_LIST = 'frtPresenceListV1'
+const COUNTS = 'frtCountsV1'
 
 // KEYS[1]: the room's seq counter (on a cluster it also routes the call to the
 // shard of the room's channel: both carry the hash tag {room}).
@@ -87,10 +89,43 @@ end
 return out
 `
 
+// KEYS[1]: the hash of every instance's counts, `<prefix>{instances}`: field instance id, value
+// `<expires at, ms>:<counts JSON>` (the clock is Redis's, so the instances' clocks need not agree).
+// ARGV: instance id, this instance's counts ('' to write nothing: read only; '-' to remove its entry), ttl (ms),
+// the most entries to return. Writes this instance's entry, removes every expired (or malformed) one on the way,
+// and returns the others' as a flat list of id, JSON. The hash itself expires when no instance writes any more.
+const COUNTS_LUA = `
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if ARGV[2] == '-' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return {}
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], (now + tonumber(ARGV[3])) .. ':' .. ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local value = all[i + 1]
+  local colon = string.find(value, ':', 1, true)
+  local expires = colon and tonumber(string.sub(value, 1, colon - 1))
+  if expires == nil or expires <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif all[i] ~= ARGV[1] and #out < tonumber(ARGV[4]) * 2 then
+    out[#out + 1] = all[i]
+    out[#out + 1] = string.sub(value, colon + 1)
+  end
+end
+return out
+`
+
 export type Publish = (key: string, channel: string, header: string, head: string, tail: string, ttl: string, sharded: string, skipped: number) => Promise<number>
 export type PresenceWrite = (set: string, hash: string, id: string, ttl: string, mode: string, ...pairs: string[]) => Promise<number>
 export type PresenceRefresh = (set: string, hash: string, id: string, ttl: string) => Promise<number>
 export type PresenceList = (set: string, id: string) => Promise<string[]>
+export type Counts = (hash: string, id: string, entry: string, ttl: string, max: string) => Promise<string[]>
 
 /**
  * Defines the scripts on the client, once per client: other adapters on the same client reuse the scripts
@@ -99,13 +134,14 @@ export type PresenceList = (set: string, id: string) => Promise<string[]>
 export function defineScripts (client: ScriptClient): Scripts {
   const commands = client as unknown as Record<string, unknown>
   for (const [name, lua, keys] of [[PUBLISH, PUBLISH_LUA, 1], [PRESENCE_WRITE, PRESENCE_WRITE_LUA, 2],
-    [PRESENCE_REFRESH, PRESENCE_REFRESH_LUA, 2], [PRESENCE_LIST, PRESENCE_LIST_LUA, 1]] as const) {
+    [PRESENCE_REFRESH, PRESENCE_REFRESH_LUA, 2], [PRESENCE_LIST, PRESENCE_LIST_LUA, 1], [COUNTS, COUNTS_LUA, 1]] as const) {
     if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: keys })
   }
   return {
     publish: (commands[PUBLISH] as Publish).bind(client),
     presenceWrite: (commands[PRESENCE_WRITE] as PresenceWrite).bind(client),
     presenceRefresh: (commands[PRESENCE_REFRESH] as PresenceRefresh).bind(client),
-    presenceList: (commands[PRESENCE_LIST] as PresenceList).bind(client)
+    presenceList: (commands[PRESENCE_LIST] as PresenceList).bind(client),
+    counts: (commands[COUNTS] as Counts).bind(client)
   }
 }

@@ -11,11 +11,11 @@
 import {
   instanceId, readControl, readRoomEnvelope, roomHeader, controlMessage, type RoomEnvelope
 } from './envelope.js'
-import { defineScripts, type Publish, type PresenceList, type PresenceRefresh, type PresenceWrite } from './redis-scripts.js'
+import { defineScripts, type Counts, type Publish, type PresenceList, type PresenceRefresh, type PresenceWrite } from './redis-scripts.js'
 import { FRT_ERR_ADAPTER_INVALID, FRT_ERR_ADAPTER_REDIS } from '../errors.js'
 import { RedisHistory } from '../history/redis.js'
 import type { HistoryStore } from '../../types/history.js'
-import type { FanoutAdapter, FanoutCore, FanoutReceive, FanoutStats } from '../../types/adapter.js'
+import type { FanoutAdapter, FanoutCore, FanoutReceive, FanoutStats, InstanceCountsRead } from '../../types/adapter.js'
 import type { PresenceMember } from '../../types/rooms.js'
 
 /**
@@ -52,6 +52,20 @@ export interface RedisAdapterOptions {
    * one script. Default: none.
    */
   history?: { maxCount?: number, maxAge?: number }
+  /**
+   * Carry the W3C `traceparent` of a broadcast sent from a traced handler to the other instances, so that their
+   * deliveries link to the sender's trace (`fastify-realtime:deliver`). Default false: instances older than this
+   * version drop such messages (counted in `adapterInvalid`), so turn it on once every instance runs this version
+   * or later. Messages without a trace are the same bytes either way.
+   */
+  traceContext?: boolean
+  /**
+   * Milliseconds between two publishes of this instance's counts (connections, rooms, members, rates, errors,
+   * close codes) for the cluster-wide view of `app.realtime.inspect.cluster()` and the admin page; each also
+   * reads the other instances' latest. An instance's counts vanish 3 intervals after its last publish. `false`:
+   * neither publish nor read. Default 5000.
+   */
+  countsInterval?: number | false
 }
 
 /** The part of an ioredis connection in subscriber mode that the adapter uses. */
@@ -67,6 +81,8 @@ interface Subscriber {
 }
 
 const MAX_SKIPPED_ROOMS = 10_000
+// The most other instances' counts read at once: bounds the reply (each entry is at most a few KB).
+const MAX_INSTANCES = 1000
 
 const defaults = {
   prefix: 'frt:',
@@ -74,7 +90,9 @@ const defaults = {
   maxInFlight: 1000,
   presence: true,
   presenceTtl: 30_000,
-  seqTtl: 86_400_000
+  seqTtl: 86_400_000,
+  traceContext: false,
+  countsInterval: 5000
 }
 
 /** One publish on its way. */
@@ -127,6 +145,12 @@ export class RedisAdapter implements FanoutAdapter {
   readonly #presenceWrite: PresenceWrite
   readonly #presenceRefresh: PresenceRefresh
   readonly #presenceList: PresenceList
+  readonly #counts: Counts
+  readonly #countsKey: string
+  #countsTimer: NodeJS.Timeout | null = null
+  #countsBusy = false
+  /** The other instances' counts as last read; null while counts are not shared. */
+  #cluster: InstanceCountsRead | null = null
   readonly #control: string
   readonly #ttl: string
   readonly #seqTtl: string
@@ -159,7 +183,7 @@ export class RedisAdapter implements FanoutAdapter {
   /** The last resubscription after a (re)connect. */
   #resubscribed: Promise<unknown> = Promise.resolve()
   #closed = false
-  readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0) }
+  readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0), traceparent: undefined }
   /** The rooms' history, when asked for (`history`): it numbers, keeps and publishes history rooms' messages. */
   readonly history: HistoryStore | undefined
   /** Publishes of this instance, for history message ids (a retried append is stored once). */
@@ -178,17 +202,26 @@ export class RedisAdapter implements FanoutAdapter {
     if (typeof sharded !== 'boolean') invalid('sharded', 'a boolean')
     const presence = options.presence ?? defaults.presence
     if (typeof presence !== 'boolean') invalid('presence', 'a boolean')
+    const traceContext = options.traceContext ?? defaults.traceContext
+    if (typeof traceContext !== 'boolean') invalid('traceContext', 'a boolean')
+    const countsInterval = options.countsInterval ?? defaults.countsInterval
+    if (countsInterval !== false && (!Number.isInteger(countsInterval) || countsInterval < 100)) {
+      invalid('countsInterval', 'false or an integer of at least 100 (ms)')
+    }
     this.client = client
     this.options = Object.freeze({
       prefix,
       sharded,
       presence,
+      traceContext,
+      countsInterval,
       publishTimeout: positive(options, 'publishTimeout'),
       maxInFlight: positive(options, 'maxInFlight'),
       presenceTtl: positive(options, 'presenceTtl'),
       seqTtl: positive(options, 'seqTtl')
     })
     this.#control = prefix + 'control'
+    this.#countsKey = prefix + '{instances}'
     this.#ttl = String(this.options.presenceTtl)
     this.#seqTtl = String(this.options.seqTtl)
     this.#sharded = sharded ? '1' : '0'
@@ -209,6 +242,7 @@ export class RedisAdapter implements FanoutAdapter {
     this.#presenceWrite = scripts.presenceWrite
     this.#presenceRefresh = scripts.presenceRefresh
     this.#presenceList = scripts.presenceList
+    this.#counts = scripts.counts
   }
 
   /** The subscriber connection the adapter opened (null before `attach` and after `close`). */
@@ -245,6 +279,36 @@ export class RedisAdapter implements FanoutAdapter {
       subscriber.once('error', resolve)
     }))
     await (this.client.isCluster === true ? this.#listen(this.#control) : this.#resubscribed)
+    const interval = this.options.countsInterval
+    if (interval !== false && core.counts !== undefined) {
+      this.#cluster = { at: 0, entries: [] }
+      this.#countsTimer = setInterval(() => { this.#shareCounts() }, interval)
+      this.#countsTimer.unref()
+      this.#shareCounts()
+    }
+  }
+
+  /** The other live instances' latest counts (`countsInterval`), as read with this instance's last publish of its own. */
+  instanceCounts (): InstanceCountsRead | null {
+    return this.#cluster
+  }
+
+  // One timer: publish this instance's counts and read the others' in one script call; never two at once.
+  #shareCounts (): void {
+    if (this.#countsBusy || !this.#usable()) return
+    this.#countsBusy = true
+    this.#inFlight++
+    const ttl = String(3 * (this.options.countsInterval as number))
+    const entry = ((this.#core as FanoutCore).counts as () => string)()
+    this.#counts(this.#countsKey, this.id, entry, ttl, String(MAX_INSTANCES)).then((flat) => {
+      const entries: Array<[string, string]> = []
+      for (let i = 0; i + 1 < flat.length; i += 2) entries.push([flat[i], flat[i + 1]])
+      this.#cluster = { at: Date.now(), entries }
+      this.#ok()
+    }, (err: Error) => this.#fail(err)).finally(() => {
+      this.#inFlight--
+      this.#countsBusy = false
+    })
   }
 
   /** Resolves once Redis confirmed the subscription, or at once while Redis is away (it is made on reconnect). */
@@ -269,13 +333,23 @@ export class RedisAdapter implements FanoutAdapter {
   }
 
   /** Publishes a frame without a seq (the core uses `sequence`; this keeps the plain contract). */
-  publish (room: string, frame: Buffer, volatile: boolean): void {
-    this.#send(room, roomHeader(this.id, volatile) + '0:', frame.toString(), '', '0', ignore)
+  publish (room: string, frame: Buffer, volatile: boolean, traceparent?: string): void {
+    this.#send(room, this.#header(volatile, traceparent) + '0:', frame.toString(), '', '0', ignore)
   }
 
-  sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history = false): void {
+  /**
+   * `traceparent` is carried in the envelope with `traceContext` on; a history room's message is published by
+   * the history script under its fixed header, so it crosses without one.
+   */
+  sequence (room: string, head: string, tail: string, volatile: boolean, done: (seq: number) => void, history = false,
+    traceparent?: string): void {
     // rooms.ts asks for history only when this adapter keeps it (RoomHistory.byAdapter); without it, a plain seq.
-    this.#send(room, roomHeader(this.id, volatile), head, tail, this.#seqTtl, done, history && this.history !== undefined)
+    this.#send(room, this.#header(volatile, traceparent), head, tail, this.#seqTtl, done, history && this.history !== undefined)
+  }
+
+  /** The envelope header; with a trace only when asked for (`traceContext`): older instances drop those. */
+  #header (volatile: boolean, traceparent: string | undefined): string {
+    return roomHeader(this.id, volatile, this.options.traceContext ? traceparent : undefined)
   }
 
   /** Another instance resumed a session: the others drop their waiting copy of it. */
@@ -340,11 +414,14 @@ export class RedisAdapter implements FanoutAdapter {
     const usable = this.#usable()
     this.#closed = true
     if (this.#refresh !== null) clearInterval(this.#refresh)
+    if (this.#countsTimer !== null) clearInterval(this.#countsTimer)
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#expire(Infinity)
     const cleanup: Array<Promise<unknown>> = []
     if (usable) {
       for (const room of this.#members.keys()) cleanup.push(this.#bounded(this.#presenceWrite(this.#set(room), this.#hash(room), this.id, this.#ttl, 'replace')))
+      // This instance leaves the cluster's counts at once (a crashed one: when its entry expires).
+      if (this.#countsTimer !== null) cleanup.push(this.#bounded(this.#counts(this.#countsKey, this.id, '-', '0', '0')))
     }
     this.#members.clear()
     await Promise.all(cleanup)
@@ -554,7 +631,7 @@ export class RedisAdapter implements FanoutAdapter {
       } else if (result === 'own') {
         this.#echo(room, envelope.seq)
       } else {
-        (this.#receive as FanoutReceive)(room, envelope.frame, envelope.volatile, envelope.seq === 0 ? undefined : envelope.seq)
+        (this.#receive as FanoutReceive)(room, envelope.frame, envelope.volatile, envelope.seq === 0 ? undefined : envelope.seq, envelope.traceparent)
       }
       return
     }

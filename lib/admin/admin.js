@@ -5,6 +5,7 @@ const POINTS = 60
 const history = { in: [], out: [], err: [], conn: [] }
 let previous = null
 let id = 0
+let clustered = false
 
 const $ = (sel) => document.getElementById(sel)
 const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + document.body.dataset.live
@@ -18,7 +19,8 @@ socket.addEventListener('close', (event) => {
 socket.addEventListener('message', (event) => {
   const msg = JSON.parse(event.data)
   if (msg.type === 'snapshot') render(msg.data)
-  if (msg.type === 'ack') $('notice').textContent = `disconnected ${msg.data} socket(s)`
+  // The other instances close theirs on their own: their count is not known here.
+  if (msg.type === 'ack') $('notice').textContent = `disconnected ${msg.data} socket(s)` + (clustered ? ' here; other instances asked' : '')
   if (msg.type === 'error') $('notice').textContent = `error: ${msg.error.code}`
 })
 
@@ -44,10 +46,32 @@ function render (snap) {
   draw($('chartConnections'), [history.conn, history.err])
   counts($('closes'), snap.closes)
   counts($('errors'), snap.errors)
+  cluster(snap.cluster, snap.at)
   rows($('roomList'), snap.rooms, (r) => [cell(r.name), cell(r.members, 'num'), cell(r.seq, 'num')])
   rows($('connectionList'), snap.connections, (c) => [
     cell(c.id.slice(0, 8)), cell(c.user ?? '–'), cell(c.route), cell(c.rooms.join(', ')),
     cell(c.bufferedBytes, 'num'), cell(Math.round(c.age / 1000) + ' s', 'num'), disconnectCell(c.user)
+  ])
+}
+
+// Every live instance's latest counts (published every few seconds by each), when the adapter shares them.
+function cluster (view, at) {
+  clustered = view !== null && view !== undefined
+  $('cluster').hidden = !clustered
+  if (!clustered) return
+  const t = view.totals
+  $('clusterInstances').textContent = t.instances
+  $('clusterConnections').textContent = t.connections
+  $('clusterMembers').textContent = t.members
+  $('clusterErrors').textContent = t.errors
+  $('clusterRateIn').textContent = fmt(t.messagesInRate)
+  $('clusterRateOut').textContent = fmt(t.messagesOutRate)
+  $('clusterRooms').textContent = t.rooms
+  $('clusterErrorRate').textContent = fmt(t.errorRate)
+  $('clusterAt').textContent = view.at === 0 ? '(not read yet)' : `(read ${Math.max(0, Math.round((at - view.at) / 1000))} s ago)`
+  rows($('instanceList'), view.instances, (i) => [
+    cell(i.id), cell(i.connections, 'num'), cell(i.rooms, 'num'), cell(i.members, 'num'), cell(fmt(i.messagesInRate), 'num'),
+    cell(fmt(i.messagesOutRate), 'num'), cell(i.errors, 'num'), cell(Math.max(0, Math.round((at - i.at) / 1000)) + ' s ago', 'num')
   ])
 }
 
@@ -76,13 +100,23 @@ function cell (text, className) {
   return td
 }
 
+function disconnect (userId) {
+  socket.send(JSON.stringify({ type: 'disconnect', id: ++id, data: { userId } }))
+}
+
+// Any user id, connected here or on another instance (the listed connections are this instance's).
+$('disconnectForm').addEventListener('submit', (event) => {
+  event.preventDefault()
+  disconnect($('disconnectUser').value)
+})
+
 function disconnectCell (user) {
   const td = document.createElement('td')
   if (user === null) return td
   const button = document.createElement('button')
   button.textContent = 'disconnect'
   button.dataset.user = user
-  button.addEventListener('click', () => socket.send(JSON.stringify({ type: 'disconnect', id: ++id, data: { userId: user } })))
+  button.addEventListener('click', () => disconnect(user))
   td.append(button)
   return td
 }

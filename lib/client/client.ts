@@ -286,7 +286,8 @@ export class RealtimeClient<R = unknown> {
 
   /** Sends a message; while not open it is queued (false when the outbox is full or the message is volatile). */
   send<K extends keyof InboundData<R> & string> (type: K, data: InboundData<R>[K], options: SendOptions = {}): boolean {
-    const frame = JSON.stringify({ type, data })
+    // JSON.stringify leaves an undefined traceparent out: the frame is as before without one.
+    const frame = JSON.stringify({ type, data, traceparent: options.traceparent })
     if (this.#state === 'open') {
       (this.#ws as WebSocketLike).send(frame)
       return true
@@ -305,7 +306,7 @@ export class RealtimeClient<R = unknown> {
       const id = ++this.#nextId
       const pending: Pending = {
         id,
-        frame: JSON.stringify({ type, id, data }),
+        frame: JSON.stringify({ type, id, data, traceparent: options.traceparent }),
         resolve,
         reject,
         timer: undefined,

@@ -28,8 +28,8 @@ type Wire =
   | { k: 'reply', tab: string, id: number, value?: unknown, error?: { code: string, message: string, details?: unknown, retryAfter?: number } }
   | { k: 'joined', tab: string, room: string, error?: { code: string, message: string } }
   | { k: 'sync', tab: string, rooms: string[], types: string[] }
-  | { k: 'req', tab: string, id: number, type: string, data: unknown, timeout?: number }
-  | { k: 'send', type: string, data: unknown, volatile?: boolean }
+  | { k: 'req', tab: string, id: number, type: string, data: unknown, timeout?: number, traceparent?: string }
+  | { k: 'send', type: string, data: unknown, volatile?: boolean, traceparent?: string }
   | { k: 'join' | 'leave', tab: string, room: string }
   | { k: 'bye', tab: string }
 
@@ -70,12 +70,12 @@ class Leader {
         this.#out({ k: 'here', state: client.state })
         break
       case 'req':
-        client.request(msg.type, msg.data, { timeout: msg.timeout }).then(
+        client.request(msg.type, msg.data, { timeout: msg.timeout, traceparent: msg.traceparent }).then(
           (value) => this.#out({ k: 'reply', tab: msg.tab, id: msg.id, value }),
           (err) => this.#out({ k: 'reply', tab: msg.tab, id: msg.id, error: wireError(err) }))
         break
       case 'send':
-        client.send(msg.type, msg.data, { volatile: msg.volatile })
+        client.send(msg.type, msg.data, { volatile: msg.volatile, traceparent: msg.traceparent })
         break
       case 'join':
         this.#join(msg.tab, msg.room).then(
@@ -195,7 +195,7 @@ export class SharedClient<R = unknown> {
 
   send<K extends keyof InboundData<R> & string> (type: K, data: InboundData<R>[K], options: SendOptions = {}): boolean {
     if (this.#state === 'closed' || (options.volatile === true && this.#state !== 'open')) return false
-    this.#toLeader({ k: 'send', type, data, volatile: options.volatile })
+    this.#toLeader({ k: 'send', type, data, volatile: options.volatile, traceparent: options.traceparent })
     return true
   }
 
@@ -204,7 +204,7 @@ export class SharedClient<R = unknown> {
     return new Promise((resolve, reject) => {
       if (this.#state === 'closed') return reject(new RealtimeError(ClientErrorCode.Closed, 'The client is closed'))
       const id = ++this.#nextId
-      const msg: Wire & { k: 'req' } = { k: 'req', tab: this.tab, id, type, data, timeout: options.timeout }
+      const msg: Wire & { k: 'req' } = { k: 'req', tab: this.tab, id, type, data, timeout: options.timeout, traceparent: options.traceparent }
       this.#pending.set(id, { resolve, reject, msg, resend: options.resend === true })
       options.signal?.addEventListener('abort', () => {
         // The leader may still send it; its reply is then ignored.

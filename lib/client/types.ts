@@ -97,10 +97,17 @@ export interface RequestOptions {
    * resumed session every request in flight is resent and processed once, whatever this says.
    */
   resend?: boolean
+  /**
+   * A W3C `traceparent` to send with the request (e.g. the active span's, from the page's OpenTelemetry): the server
+   * continues that trace through the handler to every room delivery. Invalid values are ignored by the server.
+   */
+  traceparent?: string
 }
 
 /** Send options. */
 export interface SendOptions {
   /** Dropped, not queued, when the socket is not open (cursor positions, typing indicators). */
   volatile?: boolean
+  /** A W3C `traceparent` to send with the message (see `RequestOptions.traceparent`). */
+  traceparent?: string
 }

@@ -2,7 +2,7 @@ import { expect, test } from 'tstyche'
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Registry } from 'prom-client'
 import realtime, {
-  MESSAGE_CHANNEL, type AdminOptions, type InspectedConnection, type InspectedRoom, type InspectPage, type MessageContext,
+  DELIVER_CHANNEL, MESSAGE_CHANNEL, type AdminOptions, type ClusterCounts, type DeliverContext, type InstanceCounts, type InspectedConnection, type InspectedRoom, type InspectPage, type MessageContext,
   type MetricsOptions, type RealtimeOptions
 } from '../../index.js'
 
@@ -32,6 +32,16 @@ test('asyncapi() and inspect are typed', () => {
   expect(app.realtime.inspect.rooms({ limit: 10, cursor: null })).type.toBe<InspectPage<InspectedRoom>>()
   expect(app.realtime.inspect.connections).type.not.toBeCallableWith({ limit: '10' })
   expect<InspectedConnection['user']>().type.toBe<string | null>()
+  expect(app.realtime.inspect.cluster({ limit: 5 })).type.toBe<{ instance: InstanceCounts, cluster: ClusterCounts | null }>()
+  expect<ClusterCounts['totals']['instances']>().type.toBe<number>()
+  expect<ClusterCounts['totals']>().type.not.toHaveProperty('id')
+})
+
+test('the delivery channel and its context', () => {
+  expect(DELIVER_CHANNEL).type.toBe<'fastify-realtime:deliver'>()
+  expect<DeliverContext['room']>().type.toBe<string | null>()
+  expect<DeliverContext['traceparent']>().type.toBe<string | undefined>()
+  expect<DeliverContext['recipients']>().type.toBe<number>()
 })
 
 test('the tracing channel and its context', () => {
