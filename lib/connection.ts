@@ -18,6 +18,7 @@ import type { InboundMessage } from './protocol.js'
 import type { RecordedRoute, Recorder } from './recorder.js'
 import type { Catchup } from './catchup.js'
 import type { SessionLink } from './session.js'
+import type { Transport } from './transport.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
@@ -41,6 +42,9 @@ function releaseUpgradeResponse (raw: { socket?: unknown }): void {
   const socket = raw.socket as { _httpMessage?: { detachSocket (socket: unknown): void } | null } | null | undefined
   socket?._httpMessage?.detachSocket(socket)
 }
+
+// A handler's join has no request to ack: the replay and the live messages are what the client sees.
+function noAck (): void {}
 
 export class RealtimeConnection implements Connection {
   readonly request: FastifyRequest
@@ -216,6 +220,9 @@ export class RealtimeConnection implements Connection {
   }
 
   join (room: string): Promise<void> {
+    // An SSE stream resumed by `Last-Event-ID` (lib/sse-cursor.ts): the join replays what the stream missed.
+    const since = this.recovered ? null : (this.socket as unknown as Transport).takeSince?.(room) ?? null
+    if (since !== null) return this.#hub.recovery.join(this, room, since, false, undefined, noAck)
     return this.#hub.rooms.join(this, room)
   }
 

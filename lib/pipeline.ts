@@ -32,6 +32,7 @@ import type { Hub } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import type { RateLimitResult } from '../types/store.js'
 import type { Recorder } from './recorder.js'
+import type { Transport } from './transport.js'
 import { invokeObserved, traced } from './tracing.js'
 
 // How many schema violations an invalid_data reply lists.
@@ -76,7 +77,8 @@ export class Pipeline {
       return
     }
     this.#auth.admit(conn)
-    this.#open(conn, resumeTokenOf(request))
+    // An SSE stream's `Last-Event-ID` may carry the session's token (lib/sse-cursor.ts).
+    this.#open(conn, resumeTokenOf(request) ?? (socket as unknown as Transport).resumeToken)
   }
 
   dispatch (conn: RealtimeConnection, raw: RawData, isBinary: boolean): void {
@@ -289,7 +291,9 @@ export class Pipeline {
         this.#protocolError(conn, { code: ErrorCode.InvalidData, message: 'data.since must be { seq: integer >= 0, epoch: string }' }, msg.id)
         return
       }
-      since = read
+      // A stream resumed by `Last-Event-ID`: its position of the room is the implicit since (a resumed session
+      // restored its rooms already).
+      since = read ?? (conn.recovered ? null : (conn.socket as unknown as Transport).takeSince?.(name) ?? null)
     }
     // A sync (join with since of a room already in) needs no `joinable`: the server may have joined it.
     if (since !== null && conn.rooms.has(name)) {
