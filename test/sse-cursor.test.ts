@@ -59,7 +59,7 @@ t.test('a hostile or foreign Last-Event-ID is ignored whole', async (t) => {
     `1;5.${EPOCH}.bad room`,
     `1;5.${EPOCH}.a;b`,
     `1;5.${EPOCH}.${'r'.repeat(129)}`,
-    `1;5.short.lobby`,
+    '1;5.short.lobby',
     `1;-5.${EPOCH}.lobby`,
     `1;99999999999999999.${EPOCH}.lobby`, // 17 digits
     `1;9999999999999999.${EPOCH}.lobby`, // past 2^53
