@@ -220,14 +220,19 @@ export class RealtimeConnection implements Connection {
   }
 
   join (room: string): Promise<void> {
+    const transport = this.socket as unknown as Transport
+    if (transport.moved === undefined) return this.#hub.rooms.join(this, room)
     // An SSE stream resumed by `Last-Event-ID` (lib/sse-cursor.ts): the join replays what the stream missed.
-    const since = this.recovered ? null : (this.socket as unknown as Transport).takeSince?.(room) ?? null
-    if (since !== null) return this.#hub.recovery.join(this, room, since, false, undefined, noAck)
-    return this.#hub.rooms.join(this, room)
+    const since = this.recovered ? null : (transport.takeSince as NonNullable<Transport['takeSince']>)(room)
+    const joined = since === null ? this.#hub.rooms.join(this, room) : this.#hub.recovery.join(this, room, since, false, undefined, noAck)
+    // Once joined (and caught up), the stream's cursor lists the room.
+    return joined.then(() => { transport.moved?.() })
   }
 
   leave (room: string): boolean {
-    return this.#hub.rooms.leave(this, room)
+    const left = this.#hub.rooms.leave(this, room)
+    ;(this.socket as unknown as Transport).moved?.()
+    return left
   }
 
   to (room: string): RoomTarget {

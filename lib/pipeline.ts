@@ -306,6 +306,7 @@ export class Pipeline {
     }
     if (msg.type === MessageType.RoomLeave) {
       this.#hub.rooms.leave(conn, name)
+      ;(conn.socket as unknown as Transport).moved?.()
       if (msg.id !== undefined) conn.ack(msg.id, null)
       return
     }
@@ -349,7 +350,11 @@ export class Pipeline {
    */
   #joinRoom (conn: RealtimeConnection, name: string, msg: InboundMessage, since: RoomPosition | null, sync: boolean): void {
     const route = this.#route
-    const reply = (ack: JoinAck): void => { if (msg.id !== undefined) conn.ack(msg.id, ack) }
+    // An SSE stream's cursor lists the room once joined (lib/sse-stream.ts), acked or not.
+    const reply = (ack: JoinAck): void => {
+      (conn.socket as unknown as Transport).moved?.()
+      if (msg.id !== undefined) conn.ack(msg.id, ack)
+    }
     if (!route.history && route.snapshot === undefined) {
       this.#hub.rooms.join(conn, name).then(() => {
         const room = this.#hub.rooms.get(name)

@@ -127,13 +127,17 @@ export class SseStream extends EventEmitter implements Transport {
   }
 
   writeFrame (frame: FramedMessage): void {
+    // Any message may move the cursor: a room message, a replay, a join's ack (even one a POST answers), a session.
+    if (this.#cursor !== null && !this.#dirty) this.moved()
     if ((this.#capture !== null || this.#waiting.size !== 0) && this.#answer(frame.data)) return
     this.#res.write(eventOf(frame))
-    if (this.#cursor !== null && !this.#dirty) {
-      this.#dirty = true
-      dirty.push(this)
-      if (dirty.length === 1) queueMicrotask(flushCursors)
-    }
+  }
+
+  /** The connection's positions may have moved (a message, a join, a leave): the cursor is looked at after this tick. */
+  moved (): void {
+    if (this.#cursor === null || this.#dirty) return
+    this.#dirty = true
+    if (dirty.push(this) === 1) queueMicrotask(flushCursors)
   }
 
   /** The session token of the request's cursor, presented as a resume (lib/pipeline.ts). */

@@ -36,6 +36,8 @@ export interface Transport {
   readonly resumeToken?: string | undefined
   /** The implicit `since` of a join of `room` (an SSE stream's `Last-Event-ID`), taken once; none on ws. */
   takeSince?: (room: string) => RoomPosition | null
+  /** The connection's rooms or positions changed without a message written (a join, a leave): an SSE cursor moves. */
+  moved?: () => void
 }
 
 /**
