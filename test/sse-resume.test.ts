@@ -16,7 +16,6 @@ import { until } from './helpers/wait.js'
 import { startRedisServer } from './helpers/redis-server.js'
 import { RedisAdapter, type RealtimeOptions } from '../index.js'
 
-const Room = Type.Object({ room: Type.String() })
 const said = Type.Object({ text: Type.String() })
 
 function chat (extra: Record<string, unknown> = {}): object {
