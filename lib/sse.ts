@@ -55,8 +55,10 @@ export class SseEndpoint {
   readonly #closeTimeout: number
   readonly #maxPayload: number
   readonly #rooms: Rooms
-  /** One function for every stream of every route: the cursor of a stream's connection as it stands. */
-  readonly #cursor: CursorSource = (stream) => this.#cursorOf(stream)
+  /** One function for the streams of every route with history: the cursor of a stream's connection as it stands. */
+  readonly #cursor: CursorSource = (stream) => this.#cursorOf(stream, true)
+  /** For routes with sessions and no history: the token alone. */
+  readonly #tokenCursor: CursorSource = (stream) => this.#cursorOf(stream, false)
 
   constructor (auth: Auth, closeTimeout: number, maxPayload: number, rooms: Rooms) {
     this.#auth = auth
@@ -84,7 +86,8 @@ export class SseEndpoint {
     res.writeHead(200, headers as Record<string, string>)
     const resumable = route.history || route.sessions
     const stream = new SseStream(res, this.sessions, pipeline, this.#auth.userKey((request as { user?: UserType }).user),
-      resumable ? resumeOf(request.headers['last-event-id'], route) : null, resumable ? this.#cursor : null, this.#closeTimeout)
+      resumable ? resumeOf(request.headers['last-event-id'], route) : null,
+      route.history ? this.#cursor : route.sessions ? this.#tokenCursor : null, this.#closeTimeout)
     // First, before onOpen can send anything: the id the client's POSTs name.
     stream.writeEvent(MessageType.SseSession, { session: stream.sessionId })
     pipeline.accept(stream as unknown as WebSocket, request)
@@ -95,11 +98,12 @@ export class SseEndpoint {
    * delivered to it (a room still catching up keeps the position of the last cursor, or is unknown), then the
    * positions the request brought that no join has taken yet, so that a second drop loses them neither.
    */
-  #cursorOf (stream: SseStream): string | null {
+  #cursorOf (stream: SseStream, history: boolean): string | null {
     const conn = connectionOf(stream as unknown as WebSocket)
     /* c8 ignore next: a stream is written to only once the pipeline accepted it */
     if (conn === undefined) return null
     const positions = new Map<string, RoomPosition | null>()
+    if (!history) return encodeCursor({ token: conn.session?.token, rooms: positions, truncated: false })
     for (const name of conn.rooms) {
       const room = this.#rooms.get(name)
       /* c8 ignore next: a joined room exists here (rooms are freed only when their last member left) */

@@ -31,11 +31,14 @@ async function setup (t: Tap.Test, options: RealtimeOptions = {}, routes: Record
   return { app, url, http: (path = '/chat') => `http://127.0.0.1:${port}${path}` }
 }
 
-/** The stream's cursor once it settled: the last event is a position-only one (written after the tick's messages). */
-async function settledCursor (stream: StreamClient): Promise<string> {
+/**
+ * The stream's cursor once it settled: the last event is a position-only one (written after the tick's messages),
+ * and, with `from`, one that came at or after that many events.
+ */
+async function settledCursor (stream: StreamClient, from = 0): Promise<string> {
   await until(() => {
     const last = stream.events[stream.events.length - 1]
-    return last.data === undefined && !last.comment && last.id !== undefined
+    return stream.events.length > from && last.data === undefined && !last.comment && last.id !== undefined
   }, 'the cursor after the last message')
   return stream.events[stream.events.length - 1].id as string
 }
@@ -116,7 +119,10 @@ t.test('with the Redis adapter: a resume by Last-Event-ID loses nothing in two r
 })
 
 t.test('a handler\'s join in onOpen resumes from the cursor too; positions not yet taken stay in the cursor', async (t) => {
-  const feed = chat({ onOpen: (conn: any) => conn.join('news') })
+  const feed = chat({
+    onOpen: (conn: any) => conn.join('news'),
+    messages: { quit: { schema: Type.Object({ room: Type.String() }), handler: (conn: any, data: any) => conn.leave(data.room) } }
+  })
   const { app, url, http } = await setup(t, {}, { '/feed': feed })
   const keeper = await wireClient(url('/feed'))
   t.teardown(() => keeper.ws.terminate())
@@ -144,6 +150,13 @@ t.test('a handler\'s join in onOpen resumes from the cursor too; positions not y
   t.match((await third.post({ type: 'room:join', id: 1, data: { room: 'other' } })).body.data, { seq: 2, recovered: true })
   await until(() => received(third, 'other').length === 1)
   t.same(received(third, 'other'), ['other#2:o2'])
+  // A handler's leave, and a client's, take the room out of the cursor.
+  let from = third.events.length
+  t.equal((await third.post({ type: 'quit', id: 2, data: { room: 'news' } })).body.data, true)
+  t.match(await settledCursor(third, from), /^1;2\.[\w-]+\.other$/)
+  from = third.events.length
+  await third.post({ type: 'room:leave', id: 3, data: { room: 'other' } })
+  t.equal(await settledCursor(third, from), '1')
 })
 
 t.test('trimmed history: recovered: false and nothing replayed', async (t) => {
@@ -230,10 +243,9 @@ t.test('with sessions the cursor holds the current resume token: the whole sessi
     onOpen: async (conn: any) => {
       conns.push(conn)
       opens.push({ recovered: conn.recovered, data: conn.data })
-      if (!conn.recovered) {
-        conn.data = { n: 1 }
-        await conn.join(`private:${conn.user.sub as string}`)
-      }
+      if (!conn.recovered) conn.data = { n: 1 }
+      // Joined again when resumed (already in): a resumed session's rooms take no position from the cursor.
+      await conn.join(`private:${conn.user.sub as string}`)
     }
   })
   const { app, url, http } = await setup(t, { sessions: { window: 10_000 } }, { '/s': route })
@@ -262,6 +274,8 @@ t.test('with sessions the cursor holds the current resume token: the whole sessi
   t.same((await back.next((d) => d.type === 'note')).data, { text: 'while away' })
   await until(() => received(back).length === 1)
   t.same(received(back), ['private:sam#2:p2'])
+  t.same((await back.post({ type: 'room:join', id: 1, data: { room: 'private:sam' } })).body.data,
+    { room: 'private:sam', seq: 2, epoch: resumed.data.rooms[0].epoch }, 'a plain join: the session restored the room')
   t.same(opens.slice(2), [{ recovered: false, data: null }, { recovered: true, data: { n: 1 } }], 'mallory fresh, sam resumed with his data')
   // The cursor now holds the new token; the used one resumes nothing.
   const next = await settledCursor(back)
@@ -276,4 +290,16 @@ t.test('with sessions the cursor holds the current resume token: the whole sessi
   t.match((await third.next((d) => d.type === 'session')).data, { recovered: true })
   await until(() => received(third).length === 1)
   t.same(received(third), ['private:sam#3:p3'])
+})
+
+t.test('a route without history takes no positions from the cursor; without sessions, no token', async (t) => {
+  const { app, http } = await setup(t, { sessions: {} }, { '/s': chat({ history: false, sessions: true, onOpen: (conn: any) => conn.join('a') }) })
+  const epoch = 'AAAAAAAAAAAA'
+  const stream = await openStream(http('/s'), { 'last-event-id': `1;t=${'A'.repeat(24)};3.${epoch}.a;3.${epoch}.b;+` })
+  t.match((await stream.next((d) => d.type === 'session')).data, { recovered: false })
+  t.same(Object.keys((await stream.post({ type: 'room:join', id: 1, data: { room: 'b' } })).body.data), ['room', 'seq', 'epoch'])
+  t.equal(app.realtime.stats().joinsNotRecovered, 0)
+  // Its cursor is the session's token only.
+  t.match(await settledCursor(stream), /^1;t=[\w-]{24}$/)
+  stream.close()
 })

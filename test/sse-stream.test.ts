@@ -108,3 +108,30 @@ t.test('tickets: past the bound the oldest go first', async (t) => {
   t.equal(auth.redeemTicket({} as never, first), false, 'the oldest was dropped')
   auth.close()
 })
+
+t.test('cursors: written once per tick when changed, never after the stream closed', async (t) => {
+  const res = fakeResponse()
+  const cursors = ['1;1.AAAAAAAAAAAA.a', '1;1.AAAAAAAAAAAA.a', null, '1;2.AAAAAAAAAAAA.a']
+  let asked = 0
+  const stream = new SseStream(res as never, new Map(), {}, undefined, null, () => cursors[asked++] ?? null, 1000)
+  const frame = new Frame('{"type":"x"}')
+  const tick = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
+  stream.writeFrame(frame)
+  stream.writeFrame(frame)
+  stream.moved()
+  await tick()
+  t.same(res.written, ['data: {"type":"x"}\n\n', 'data: {"type":"x"}\n\n', 'id: 1;1.AAAAAAAAAAAA.a\n\n'], 'once for the tick')
+  stream.moved()
+  await tick()
+  stream.moved()
+  await tick()
+  t.equal(res.written.length, 3, 'unchanged, then none: nothing written')
+  t.equal(asked, 3)
+  stream.moved()
+  stream.close(1000, '')
+  await tick()
+  t.equal(asked, 3, 'a closing stream writes no cursor')
+  t.notOk(res.written.some((w) => w.startsWith('id: 1;2')))
+  t.equal(stream.takeSince('a'), null, 'no cursor came with the request')
+  t.equal(stream.resumeToken, undefined)
+})
