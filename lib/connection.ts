@@ -220,13 +220,13 @@ export class RealtimeConnection implements Connection {
   }
 
   join (room: string): Promise<void> {
-    const transport = this.socket as unknown as Transport
+    const transport = this.socket as unknown as Required<Transport>
     if (transport.moved === undefined) return this.#hub.rooms.join(this, room)
     // An SSE stream resumed by `Last-Event-ID` (lib/sse-cursor.ts): the join replays what the stream missed.
-    const since = this.recovered ? null : (transport.takeSince as NonNullable<Transport['takeSince']>)(room)
+    const since = this.recovered ? null : transport.takeSince(room)
     const joined = since === null ? this.#hub.rooms.join(this, room) : this.#hub.recovery.join(this, room, since, false, undefined, noAck)
     // Once joined (and caught up), the stream's cursor lists the room.
-    return joined.then(() => { transport.moved?.() })
+    return joined.then(() => { transport.moved() })
   }
 
   leave (room: string): boolean {

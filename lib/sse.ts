@@ -23,7 +23,7 @@ import { decodeCursor, encodeCursor, type StreamResume } from './sse-cursor.js'
 import { isStreamRequest } from './transport.js'
 import type { Auth, RouteAuthConfig } from './auth.js'
 import { connectionOf, type Pipeline } from './pipeline.js'
-import type { Rooms } from './rooms.js'
+import type { Room, Rooms } from './rooms.js'
 import type { RoomPosition } from '../types/history.js'
 
 /** What of a route the resume cursor depends on (lib/route.ts's CompiledRoute). */
@@ -105,9 +105,10 @@ export class SseEndpoint {
     const positions = new Map<string, RoomPosition | null>()
     if (!history) return encodeCursor({ token: conn.session?.token, rooms: positions, truncated: false })
     for (const name of conn.rooms) {
-      const room = this.#rooms.get(name)
-      /* c8 ignore next: a joined room exists here (rooms are freed only when their last member left) */
-      if (room === undefined || !room.history) continue
+      // A joined room exists here (rooms are freed only once their last member left); outside the plugin's
+      // `history.rooms` it has no history to resume from.
+      const room = this.#rooms.get(name) as Room
+      if (!room.history) continue
       positions.set(name, conn.catchups?.has(name) === true ? stream.positions.get(name) ?? null : { seq: room.seq, epoch: room.epoch })
     }
     const resume = stream.resume

@@ -303,3 +303,14 @@ t.test('a route without history takes no positions from the cursor; without sess
   t.match(await settledCursor(stream), /^1;t=[\w-]{24}$/)
   stream.close()
 })
+
+t.test('rooms outside the plugin\'s history.rooms are not in the cursor', async (t) => {
+  const { http } = await setup(t, { history: { rooms: (room: string) => room !== 'plain' } })
+  const stream = await openStream(http())
+  await stream.post({ type: 'room:join', id: 1, data: { room: 'plain' } })
+  t.equal(await settledCursor(stream), '1')
+  const from = stream.events.length
+  await stream.post({ type: 'room:join', id: 2, data: { room: 'kept' } })
+  t.match(await settledCursor(stream, from), /^1;0\.[\w-]+\.kept$/)
+  stream.close()
+})
