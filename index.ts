@@ -72,7 +72,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const drain = new Drain(hub, options)
   const heartbeat = options.heartbeat === false ? null : new Heartbeat(hub, options.heartbeat)
   const auth = new Auth(options.auth, closeOnAuthDeadline)
-  const sse = new SseEndpoint(auth, options.closeTimeout, options.maxPayload)
+  const sse = new SseEndpoint(auth, options.closeTimeout, options.maxPayload, hub.rooms)
   // A rolling restart first (the drain option), then the bounded close of what is left; SSE streams are
   // closed by the hub's shutdown, and none may open after it began.
   const shutdown = async (): Promise<void> => {
@@ -146,7 +146,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       ...guarded,
       method: 'GET',
       url: path,
-      handler: route.sse ? sse.streamHandler(pipeline) : notAnUpgrade,
+      handler: route.sse ? sse.streamHandler(pipeline, route) : notAnUpgrade,
       // Our own @fastify/websocket: one shared error listener instead of its closure per socket (lib/socket-errors.ts).
       wsHandler: ownServer ? withSharedErrorListener(pipeline.accept) : pipeline.accept
     })

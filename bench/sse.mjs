@@ -2,8 +2,10 @@
 //   fan-out: 100 members of one room (all ws, or all sse), 200 broadcasts of ~100 B; deliveries per second
 //            from the first publish to the last delivery.
 //   round trip: 300 sequential requests of one client (ws frame / POST), median and p99 ms to the ack.
+// `--history`: the route keeps room history, so each SSE stream also writes its resume cursor (an `id:` event,
+// at most once per tick per stream) after the room messages it got.
 // Quick and rough (2 shared cores, client and server in one process): run `npm run build` first, then
-// `node bench/sse.mjs`.
+// `node bench/sse.mjs [--history]`.
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import Fastify from 'fastify'
@@ -14,10 +16,13 @@ const MEMBERS = 100
 const BROADCASTS = 200
 const REQUESTS = 300
 
+const HISTORY = process.argv.includes('--history')
+
 const app = Fastify()
-await app.register(realtime, { sse: true, rateLimit: false, heartbeat: false })
+await app.register(realtime, { sse: true, rateLimit: false, heartbeat: false, ...HISTORY && { history: {} } })
 app.realtime('/bench', {
   joinable: true,
+  history: HISTORY,
   messages: { echo: { schema: { type: 'object' }, handler: (_conn, data) => data } },
   emits: { msg: { type: 'object' } }
 })
@@ -48,7 +53,9 @@ function sseMember (onMessage) {
         while ((end = buffer.indexOf('\n\n')) !== -1) {
           const block = buffer.slice(0, end)
           buffer = buffer.slice(end + 2)
-          const data = block.slice(block.indexOf('data: ') + 6)
+          const at = block.indexOf('data: ')
+          if (at === -1) continue // a position-only event (the resume cursor)
+          const data = block.slice(at + 6)
           if (session === undefined) {
             session = JSON.parse(data).data.session
             resolve({ post, close: () => req.destroy() })
@@ -122,6 +129,6 @@ const results = {}
 for (const kind of ['ws', 'sse']) {
   results[kind] = { fanout: await fanout(kind), roundTripMs: await roundTrip(kind) }
 }
-console.log(JSON.stringify({ node: process.version, members: MEMBERS, broadcasts: BROADCASTS, requests: REQUESTS, results }, null, 2))
+console.log(JSON.stringify({ node: process.version, history: HISTORY, members: MEMBERS, broadcasts: BROADCASTS, requests: REQUESTS, results }, null, 2))
 agent.destroy()
 await app.close()

@@ -19,6 +19,7 @@ import type { RecordedRoute, Recorder } from './recorder.js'
 import type { Catchup } from './catchup.js'
 import type { SessionLink } from './session.js'
 import { activeTraceparent, deliverChannel, publishUnicast } from './trace-context.js'
+import type { Transport } from './transport.js'
 
 // ws readyState OPEN; read as a number so this file does not import ws at runtime.
 const OPEN = 1
@@ -42,6 +43,9 @@ function releaseUpgradeResponse (raw: { socket?: unknown }): void {
   const socket = raw.socket as { _httpMessage?: { detachSocket (socket: unknown): void } | null } | null | undefined
   socket?._httpMessage?.detachSocket(socket)
 }
+
+// A handler's join has no request to ack: the replay and the live messages are what the client sees.
+function noAck (): void {}
 
 export class RealtimeConnection implements Connection {
   readonly request: FastifyRequest
@@ -219,11 +223,19 @@ export class RealtimeConnection implements Connection {
   }
 
   join (room: string): Promise<void> {
-    return this.#hub.rooms.join(this, room)
+    const transport = this.socket as unknown as Required<Transport>
+    if (transport.moved === undefined) return this.#hub.rooms.join(this, room)
+    // An SSE stream resumed by `Last-Event-ID` (lib/sse-cursor.ts): the join replays what the stream missed.
+    const since = this.recovered ? null : transport.takeSince(room)
+    const joined = since === null ? this.#hub.rooms.join(this, room) : this.#hub.recovery.join(this, room, since, false, undefined, noAck)
+    // Once joined (and caught up), the stream's cursor lists the room.
+    return joined.then(() => { transport.moved() })
   }
 
   leave (room: string): boolean {
-    return this.#hub.rooms.leave(this, room)
+    const left = this.#hub.rooms.leave(this, room)
+    ;(this.socket as unknown as Transport).moved?.()
+    return left
   }
 
   to (room: string): RoomTarget {

@@ -32,6 +32,7 @@ import type { Hub } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import type { RateLimitResult } from '../types/store.js'
 import type { Recorder } from './recorder.js'
+import type { Transport } from './transport.js'
 import { invokeObserved, traced } from './tracing.js'
 
 // How many schema violations an invalid_data reply lists.
@@ -76,7 +77,8 @@ export class Pipeline {
       return
     }
     this.#auth.admit(conn)
-    this.#open(conn, resumeTokenOf(request))
+    // An SSE stream's `Last-Event-ID` may carry the session's token (lib/sse-cursor.ts).
+    this.#open(conn, resumeTokenOf(request) ?? (socket as unknown as Transport).resumeToken)
   }
 
   dispatch (conn: RealtimeConnection, raw: RawData, isBinary: boolean): void {
@@ -289,7 +291,9 @@ export class Pipeline {
         this.#protocolError(conn, { code: ErrorCode.InvalidData, message: 'data.since must be { seq: integer >= 0, epoch: string }' }, msg.id)
         return
       }
-      since = read
+      // A stream resumed by `Last-Event-ID`: its position of the room is the implicit since (a resumed session
+      // restored its rooms already).
+      since = read ?? (conn.recovered ? null : (conn.socket as unknown as Transport).takeSince?.(name) ?? null)
     }
     // A sync (join with since of a room already in) needs no `joinable`: the server may have joined it.
     if (since !== null && conn.rooms.has(name)) {
@@ -302,6 +306,7 @@ export class Pipeline {
     }
     if (msg.type === MessageType.RoomLeave) {
       this.#hub.rooms.leave(conn, name)
+      ;(conn.socket as unknown as Transport).moved?.()
       if (msg.id !== undefined) conn.ack(msg.id, null)
       return
     }
@@ -345,7 +350,11 @@ export class Pipeline {
    */
   #joinRoom (conn: RealtimeConnection, name: string, msg: InboundMessage, since: RoomPosition | null, sync: boolean): void {
     const route = this.#route
-    const reply = (ack: JoinAck): void => { if (msg.id !== undefined) conn.ack(msg.id, ack) }
+    // An SSE stream's cursor lists the room once joined (lib/sse-stream.ts), acked or not.
+    const reply = (ack: JoinAck): void => {
+      (conn.socket as unknown as Transport).moved?.()
+      if (msg.id !== undefined) conn.ack(msg.id, ack)
+    }
     if (!route.history && route.snapshot === undefined) {
       this.#hub.rooms.join(conn, name).then(() => {
         const room = this.#hub.rooms.get(name)

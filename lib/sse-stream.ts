@@ -5,11 +5,15 @@
 // terminate, ping, bufferedAmount. A POSTed request's ack or error is answered in
 // that POST's response instead of on the stream.
 //
-// Each message is one event, `data: <envelope>`; a room message also carries
-// `id: <seq>:<room>`, so that a browser's EventSource, reconnecting on its own,
-// sends the last room position it saw as `Last-Event-ID`. A room message is
-// encoded once for every stream (cached on its Frame). Keep-alives are comment
-// lines, and the close code is the stream's last event.
+// Each message is one event, `data: <envelope>`, encoded once for every stream
+// (cached on its Frame): room messages carry no id, so that fan-out writes the
+// same bytes to every member. Instead, on a route with history or sessions, a
+// stream that was written to is put on one shared list, and once the code
+// running now is done (one microtask for all of them) each writes its resume
+// cursor (lib/sse-cursor.ts) as a position-only event, `id: <cursor>`, when it
+// changed: a browser's EventSource sends it back as `Last-Event-ID` when it
+// reconnects by itself. Keep-alives are comment lines, and the close code is
+// the stream's last event.
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
@@ -17,6 +21,8 @@ import type { Http2ServerResponse } from 'node:http2'
 import { FRT_ERR_SSE_BUSY, FRT_ERR_SSE_DUPLICATE } from './errors.js'
 import { CloseCode, MessageType } from './protocol.js'
 import { ReadyState, type FramedMessage, type Transport } from './transport.js'
+import { takeSince, type StreamResume } from './sse-cursor.js'
+import type { RoomPosition } from '../types/history.js'
 
 export type SseResponse = ServerResponse | Http2ServerResponse
 // What is used of either response.
@@ -30,25 +36,15 @@ export const MAX_WAITING = 64
 
 // 144 random bits, as the resume tokens of lib/recovery-ids.ts: 24 base64url characters.
 const SESSION_BYTES = 18
-// A room message as lib/protocol.ts serializes it; room names never need escapes (lib/rooms.ts).
-const ROOM_EVENT = /^\{"type":"(?:[^"\\]|\\.)*","room":"([^"\\]*)","seq":(\d+)[,}]/
 // The replies a POST waits for: acks, errors, and the pong of a ping.
 const REPLY = /^\{"type":"(?:ack|error|pong)"/
-const LAST_EVENT_ID = /^(\d{1,16}):([\w\-.:@/]{1,128})$/
 const PING = Buffer.from(':\n\n')
 const DATA = Buffer.from('data: ')
 const END = Buffer.from('\n\n')
 const NEWLINE = 10
 
-/** A room position from a `Last-Event-ID`, for the resume hook (issue 12's recovery reads it). */
-export interface StreamPosition { room: string, seq: number }
-
-/** Parses a `Last-Event-ID` this transport wrote; null for anything else. */
-export function parseLastEventId (value: unknown): StreamPosition | null {
-  if (typeof value !== 'string') return null
-  const match = LAST_EVENT_ID.exec(value)
-  return match === null ? null : { room: match[2], seq: Number(match[1]) }
-}
+/** A stream's resume cursor as it stands now (lib/sse.ts reads the connection's rooms); null: none to write. */
+export type CursorSource = (stream: SseStream) => string | null
 
 /** The reply key of a request id: numbers and strings apart (1 and "1" are two ids). */
 function keyOf (id: unknown): string | undefined {
@@ -69,11 +65,9 @@ export function requestKey (body: Buffer): string | undefined {
 function eventOf (frame: FramedMessage): Buffer {
   if (frame.sse !== null) return frame.sse
   const data = frame.data
-  const room = ROOM_EVENT.exec(data.toString('latin1', 0, 512))
-  const head = room === null ? DATA : Buffer.from(`id: ${room[2]}:${room[1]}\ndata: `)
   // Our envelopes are JSON and never hold a raw line break; a raw `conn.send` might.
   const body = data.includes(NEWLINE) ? Buffer.from(data.toString().replace(/\r?\n|\r/g, '\ndata: ')) : data
-  frame.sse = Buffer.concat([head, body, END])
+  frame.sse = Buffer.concat([DATA, body, END])
   return frame.sse
 }
 
@@ -86,8 +80,10 @@ export class SseStream extends EventEmitter implements Transport {
   readonly userKey: string | undefined
   /** Which route's pipeline the stream belongs to: a POST to another route does not reach it. */
   readonly owner: object
-  /** The room position of the browser's `Last-Event-ID`, for a resume before onOpen; null without one. */
-  readonly resumeFrom: StreamPosition | null
+  /** The cursor of the request's `Last-Event-ID` (lib/sse-cursor.ts); null without a usable one. */
+  readonly resume: StreamResume | null
+  /** The room positions of the last cursor written (a room catching up keeps its last one). */
+  positions = new Map<string, RoomPosition | null>()
   readyState: number = ReadyState.Open
   readonly #res: SseResponse & Writable
   readonly #closeTimeout: number
@@ -98,16 +94,21 @@ export class SseStream extends EventEmitter implements Transport {
   #code: number = CloseCode.Abnormal
   #reason = ''
   #timer: NodeJS.Timeout | undefined
+  readonly #cursor: CursorSource | null
+  /** On the shared list of streams whose cursor is looked at after this tick. */
+  #dirty = false
+  #written = ''
 
   constructor (res: SseResponse, sessions: Map<string, SseStream>, owner: object, userKey: string | undefined,
-    lastEventId: unknown, closeTimeout: number) {
+    resume: StreamResume | null, cursor: CursorSource | null, closeTimeout: number) {
     super()
     this.#res = res as SseResponse & Writable
     this.#sessions = sessions
     this.#closeTimeout = closeTimeout
     this.owner = owner
     this.userKey = userKey
-    this.resumeFrom = parseLastEventId(lastEventId)
+    this.resume = resume
+    this.#cursor = cursor
     sessions.set(this.sessionId, this)
     res.on('close', onResponseClose.bind(this))
     // A write to a reset HTTP/2 stream errs; 'close' follows and says the rest.
@@ -126,8 +127,37 @@ export class SseStream extends EventEmitter implements Transport {
   }
 
   writeFrame (frame: FramedMessage): void {
+    // Any message may move the cursor: a room message, a replay, a join's ack (even one a POST answers), a session.
+    if (this.#cursor !== null && !this.#dirty) this.moved()
     if ((this.#capture !== null || this.#waiting.size !== 0) && this.#answer(frame.data)) return
     this.#res.write(eventOf(frame))
+  }
+
+  /** The connection's positions may have moved (a message, a join, a leave): the cursor is looked at after this tick. */
+  moved (): void {
+    if (this.#cursor === null || this.#dirty) return
+    this.#dirty = true
+    if (dirty.push(this) === 1) queueMicrotask(flushCursors)
+  }
+
+  /** The session token of the request's cursor, presented as a resume (lib/pipeline.ts). */
+  get resumeToken (): string | undefined {
+    return this.resume?.token
+  }
+
+  /** The implicit `since` of a join of `room`: its position in the request's cursor, taken once. */
+  takeSince (room: string): RoomPosition | null {
+    return this.resume === null ? null : takeSince(this.resume, room)
+  }
+
+  /** Writes the cursor as a position-only event when it changed since the last one (once per tick at most). */
+  writeCursor (): void {
+    this.#dirty = false
+    if (this.readyState !== ReadyState.Open) return
+    const cursor = (this.#cursor as CursorSource)(this)
+    if (cursor === null || cursor === this.#written) return
+    this.#written = cursor
+    this.#res.write('id: ' + cursor + '\n\n')
   }
 
   /**
@@ -203,6 +233,15 @@ export class SseStream extends EventEmitter implements Transport {
     waiter(text)
     return true
   }
+}
+
+// The streams written to in this tick whose cursor may have moved: one array and one microtask for all.
+const dirty: SseStream[] = []
+
+function flushCursors (): void {
+  // Taken off first: a stream written to again meanwhile starts the next list (and its microtask).
+  const streams = dirty.splice(0)
+  for (const stream of streams) stream.writeCursor()
 }
 
 function onResponseClose (this: SseStream): void {

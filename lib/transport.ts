@@ -5,6 +5,7 @@
 // `bufferedAmount`, the heartbeat calls `ping` and listens for 'pong', and the
 // hub's shutdown calls `terminate`. lib/sse-stream.ts is the second transport.
 import type { FastifyRequest } from 'fastify'
+import type { RoomPosition } from '../types/history.js'
 
 /** ws's readyState values, which every transport reports. */
 export const ReadyState = { Open: 1, Closing: 2, Closed: 3 } as const
@@ -31,6 +32,12 @@ export interface Transport {
   /** A keep-alive the peer (or a proxy) sees; 'pong' is emitted when it is answered. */
   ping (): void
   on (event: 'message' | 'close' | 'pong', listener: (...args: any[]) => void): this
+  /** A session token the connection presents as a resume (an SSE stream's `Last-Event-ID`); none on ws. */
+  readonly resumeToken?: string | undefined
+  /** The implicit `since` of a join of `room` (an SSE stream's `Last-Event-ID`), taken once; none on ws. */
+  takeSince?: (room: string) => RoomPosition | null
+  /** The connection's rooms or positions changed without a message written (a join, a leave): an SSE cursor moves. */
+  moved?: () => void
 }
 
 /**

@@ -107,3 +107,53 @@ t.test('the fallback socket: a POST refused for its token closes with 4401, a PO
   socket.close()
   t.equal(socket.readyState, 3)
 })
+
+t.test('over SSE the client resumes its session (the resume token as the stream\'s cursor): rooms joined by the server come back', async (t) => {
+  const app = await registeredApp(t, { rateLimit: false, heartbeat: false, subprotocols: ['chat.v1'], sessions: {}, history: {} })
+  let blocked = true
+  app.addHook('onRequest', async (request, reply) => { if (request.ws && blocked) await reply.code(403).send('') })
+  const opens: boolean[] = []
+  app.realtime('/chat', {
+    ...chat,
+    sse: true,
+    sessions: true,
+    history: true,
+    onOpen: async (conn: any) => {
+      opens.push(conn.recovered)
+      if (!conn.recovered) await conn.join('private')
+    }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/chat`
+  // Someone else keeps the room (and its history, in memory) alive.
+  const keeper = client(t, url, { fallback: true })
+  await keeper.ready()
+  const c = client(t, url, { reconnect: { base: 10, cap: 50 }, fallback: true, session: true })
+  const heard: string[] = []
+  c.on('said', (data) => heard.push(data.text))
+  await c.ready()
+  t.equal(c.transport, 'sse')
+  app.realtime.to('private').emit('said', { text: 'one' })
+  await until(() => heard.length === 1, 'the first message')
+  const opened: boolean[] = []
+  c.events.on('open', (info: { recovered: boolean }) => opened.push(info.recovered))
+  const closes: number[] = []
+  c.events.on('close', (event: { code: number }) => closes.push(event.code))
+  // The server drops it (not a 1000: the session waits), and the room gets a message meanwhile.
+  await c.request('closeMe', { code: 4500 })
+  await until(() => closes.length === 1, 'the close')
+  app.realtime.to('private').emit('said', { text: 'two' })
+  await until(() => opened.length === 1, 'the reconnect')
+  t.same(opened, [true], 'resumed')
+  await until(() => heard.length === 2, 'the missed message')
+  t.same(heard, ['one', 'two'])
+  t.same(opens, [false, false, true], 'the keeper, the client, the client resumed')
+  t.equal(app.realtime.stats().sessionsResumed, 1)
+
+  // Upgrades work again: the probe that finds out opens without the resume token this stream has used (it
+  // would be refused, and open a session of its own for nothing).
+  blocked = false
+  await until(() => c.transport === 'websocket' && keeper.transport === 'websocket', 'the upgrades back')
+  await c.ready()
+  t.equal(app.realtime.stats().sessionsRefused, 0, 'no used token presented')
+})

@@ -1,5 +1,5 @@
 // The SSE transport on its own, over a recording response: event encoding (once
-// per frame, room ids, raw line breaks), terminate, and what a closed stream ignores.
+// per frame, no ids, raw line breaks), terminate, and what a closed stream ignores.
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { Frame } from '../lib/frames.js'
@@ -21,15 +21,15 @@ function fakeResponse () {
   return res
 }
 
-t.test('events: a room message carries its position, raw line breaks stay inside one event, frames encode once', async (t) => {
+t.test('events: a room message is the same bytes for every stream (no id), raw line breaks stay inside one event, frames encode once', async (t) => {
   const res = fakeResponse()
-  const stream = new SseStream(res as never, new Map(), {}, undefined, undefined, 1000)
+  const stream = new SseStream(res as never, new Map(), {}, undefined, null, null, 1000)
   const frame = new Frame(serializeRoomEvent('said', 'a/b:c', 7, { text: 'hi' }))
   stream.writeFrame(frame)
   const encoded = frame.sse
   stream.writeFrame(frame)
   t.equal(frame.sse, encoded, 'the event is made once for every stream')
-  t.equal(res.written[0], 'id: 7:a/b:c\ndata: {"type":"said","room":"a/b:c","seq":7,"data":{"text":"hi"}}\n\n')
+  t.equal(res.written[0], 'data: {"type":"said","room":"a/b:c","seq":7,"data":{"text":"hi"}}\n\n')
   stream.writeFrame(new Frame('{"a":\n"b\r\nc"}'))
   t.equal(res.written[2], 'data: {"a":\ndata: "b\ndata: c"}\n\n')
   t.equal(stream.bufferedAmount, 0)
@@ -40,7 +40,7 @@ t.test('events: a room message carries its position, raw line breaks stay inside
 t.test('terminate destroys the response once; a closed stream ignores close, terminate and ping', async (t) => {
   const res = fakeResponse()
   const sessions = new Map()
-  const stream = new SseStream(res as never, sessions, {}, undefined, undefined, 1000)
+  const stream = new SseStream(res as never, sessions, {}, undefined, null, null, 1000)
   t.equal(sessions.get(stream.sessionId), stream)
   const closed = new Promise<[number, Buffer]>((resolve) => stream.on('close', (code: number, reason: Buffer) => resolve([code, reason])))
   stream.terminate()
@@ -59,7 +59,7 @@ t.test('terminate destroys the response once; a closed stream ignores close, ter
 
 t.test('a stream being closed answers no ping', async (t) => {
   const res = fakeResponse()
-  const stream = new SseStream(res as never, new Map(), {}, undefined, undefined, 1000)
+  const stream = new SseStream(res as never, new Map(), {}, undefined, null, null, 1000)
   let pongs = 0
   stream.on('pong', () => pongs++)
   stream.ping()
@@ -72,7 +72,7 @@ t.test('a stream being closed answers no ping', async (t) => {
 
 t.test('replies: a POST waits for its own id; other replies go down the stream; at most MAX_WAITING wait', async (t) => {
   const res = fakeResponse()
-  const stream = new SseStream(res as never, new Map(), {}, undefined, undefined, 1000)
+  const stream = new SseStream(res as never, new Map(), {}, undefined, null, null, 1000)
   // Nothing listens for 'message' here: every request waits.
   const first = stream.deliver(Buffer.from('{"type":"x","id":1}')) as Promise<string | null>
   stream.writeFrame(new Frame('{"type":"ack","id":99,"data":null}'))
@@ -93,7 +93,7 @@ t.test('terminate over HTTP/2 destroys the stream under the response', async (t)
   let destroyed = 0
   res.destroy = undefined
   res.stream = { writableLength: 5, destroy: () => { destroyed++; queueMicrotask(() => res.emit('close')) } }
-  const stream = new SseStream(res as never, new Map(), {}, undefined, undefined, 1000)
+  const stream = new SseStream(res as never, new Map(), {}, undefined, null, null, 1000)
   t.equal(stream.bufferedAmount, 5, 'what the HTTP/2 stream holds')
   stream.terminate()
   await new Promise((resolve) => stream.on('close', resolve))
@@ -107,4 +107,31 @@ t.test('tickets: past the bound the oldest go first', async (t) => {
   for (let i = 0; i < 65_536; i++) auth.issueTicket(request)
   t.equal(auth.redeemTicket({} as never, first), false, 'the oldest was dropped')
   auth.close()
+})
+
+t.test('cursors: written once per tick when changed, never after the stream closed', async (t) => {
+  const res = fakeResponse()
+  const cursors = ['1;1.AAAAAAAAAAAA.a', '1;1.AAAAAAAAAAAA.a', null, '1;2.AAAAAAAAAAAA.a']
+  let asked = 0
+  const stream = new SseStream(res as never, new Map(), {}, undefined, null, () => cursors[asked++] ?? null, 1000)
+  const frame = new Frame('{"type":"x"}')
+  const tick = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
+  stream.writeFrame(frame)
+  stream.writeFrame(frame)
+  stream.moved()
+  await tick()
+  t.same(res.written, ['data: {"type":"x"}\n\n', 'data: {"type":"x"}\n\n', 'id: 1;1.AAAAAAAAAAAA.a\n\n'], 'once for the tick')
+  stream.moved()
+  await tick()
+  stream.moved()
+  await tick()
+  t.equal(res.written.length, 3, 'unchanged, then none: nothing written')
+  t.equal(asked, 3)
+  stream.moved()
+  stream.close(1000, '')
+  await tick()
+  t.equal(asked, 3, 'a closing stream writes no cursor')
+  t.notOk(res.written.some((w) => w.startsWith('id: 1;2')))
+  t.equal(stream.takeSince('a'), null, 'no cursor came with the request')
+  t.equal(stream.resumeToken, undefined)
 })

@@ -1,6 +1,8 @@
 // The SSE fallback in a real browser (Debian's headless Chromium through
 // playwright-core): pages whose `WebSocket` is gone chat over SSE + POST with
-// each other, and with a page on a WebSocket, through the client's browser bundle.
+// each other, and with a page on a WebSocket, through the client's browser bundle;
+// a page with the browser's own EventSource (no library) drops, reconnects by
+// itself with its cursor as Last-Event-ID, and loses nothing.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -8,8 +10,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { Type } from 'typebox'
+import { once } from 'node:events'
+import WebSocket from 'ws'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import realtime from '../index.js'
+import { until } from './helpers/wait.js'
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const root = new URL('..', import.meta.url).pathname
@@ -81,4 +86,69 @@ t.test('pages without WebSocket chat over SSE, with each other and with a WebSoc
   t.same(await logOf(cat), ['cat: hello from a websocket', 'bob: and back over sse'])
   t.same(await logOf(bob), ['ann: hello over sse', 'cat joined', 'cat: hello from a websocket', 'bob: and back over sse'])
   t.equal(app.realtime.stats().connections, 3)
+})
+
+t.test('a native EventSource drops, reconnects by itself with Last-Event-ID, and loses nothing', async (t) => {
+  const page = readFileSync(join(root, 'test/fixtures/sse-native.html'), 'utf8')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtime, { sse: true, heartbeat: false, history: {} })
+  const lastEventIds: unknown[] = []
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'GET' && request.headers.accept === 'text/event-stream') lastEventIds.push(request.headers['last-event-id'])
+  })
+  const conns: any[] = []
+  app.get('/', async (_request, reply) => reply.type('text/html').send(page))
+  app.realtime('/feed', {
+    joinable: true,
+    history: true,
+    onOpen: async (conn: any) => {
+      conns.push(conn)
+      await conn.join('news')
+    },
+    messages: {},
+    emits: { said: Type.Object({ text: Type.String() }), mark: Type.Object({}) }
+  })
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  // Keeps both rooms (and so their history, in memory) alive while the page is away.
+  const keeper = new WebSocket(url.replace('http', 'ws') + '/feed')
+  t.teardown(() => keeper.terminate())
+  await once(keeper, 'open')
+  keeper.send(JSON.stringify({ type: 'room:join', data: { room: 'alerts' } }))
+  await until(() => app.realtime.stats().members === 2, 'the keeper in both rooms')
+  const browser: Browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run']
+  })
+  t.teardown(() => browser.close())
+  const tab = await browser.newPage()
+  await tab.goto(url)
+  await tab.waitForFunction(() => (window as any).acks.length === 1)
+  const emit = (room: string, text: string): void => { app.realtime.to(room).emit('said', { text }) }
+  emit('news', 'n1'); emit('alerts', 'a1'); emit('news', 'n2'); emit('alerts', 'a2')
+  await tab.waitForFunction(() => (window as any).log.length === 4)
+  // A message after the cursor's position-only event carries it as its lastEventId: the id was taken, nothing dispatched.
+  const pageConn = conns[1] // conns[0] is the keeper
+  pageConn.emit('mark', {})
+  await tab.waitForFunction(() => (window as any).events.some((e: any) => JSON.parse(e.data).type === 'mark'))
+  const events: Array<{ data: string, lastEventId: string }> = await tab.evaluate(() => (window as any).events)
+  const cursor = events[events.length - 1].lastEventId
+  t.match(cursor, /^1;2\.[\w-]+\.news;2\.[\w-]+\.alerts$/)
+  t.notOk(events.some((e) => e.data === ''), 'no event dispatched for a position')
+  // The connection drops (as a network would: no close event); meanwhile each room gets N messages.
+  pageConn.socket.terminate()
+  const N = 10
+  for (let i = 3; i < 3 + N; i++) { emit('news', `n${i}`); emit('alerts', `a${i}`) }
+  // EventSource reconnects on its own (after its retry delay) and the page joins alerts again.
+  await tab.waitForFunction(() => (window as any).acks.length === 2, undefined, { timeout: 15_000 })
+  await tab.waitForFunction((n) => (window as any).log.length === 4 + 2 * n, N)
+  t.equal(await tab.evaluate(() => (window as any).opens), 2)
+  t.same(lastEventIds, [undefined, cursor], 'the reconnect sent the cursor')
+  t.match((await tab.evaluate(() => (window as any).acks))[1], { room: 'alerts', seq: 2 + N, recovered: true })
+  const log: string[] = await tab.evaluate(() => (window as any).log)
+  const expected = (room: string, prefix: string): string[] => Array.from({ length: 2 + N }, (_v, i) => `${room}#${i + 1}:${prefix}${i + 1}`)
+  t.same(log.filter((line) => line.startsWith('news#')), expected('news', 'n'), 'news: everything once, in order')
+  t.same(log.filter((line) => line.startsWith('alerts#')), expected('alerts', 'a'), 'alerts: everything once, in order')
+  t.equal(app.realtime.stats().joinsRecovered, 2)
 })

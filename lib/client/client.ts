@@ -430,7 +430,8 @@ export class RealtimeClient<R = unknown> {
       opened = true
       const transport = sse ? 'sse' : 'websocket'
       if (transport !== this.#transport) this.events.emit('transport', this.#transport = transport)
-      if (sse) this.#probe(conn, protocols)
+      // The probe only asks whether a WebSocket opens: without the resume token, which this stream has used.
+      if (sse) this.#probe(conn, protocols.filter((entry) => !entry.startsWith(ProtocolPrefix.Resume)))
       this.#lastReceived = Date.now()
       this.#schedulePing(this.#o.ping === false ? 0 : this.#o.ping.interval)
       if (firstMessage) {

@@ -1,12 +1,11 @@
 // The client's fallback transport: a WebSocket look-alike (WebSocketLike) over
 // the server's SSE binding (PROTOCOL.md, "SSE + POST"). The stream is read with
-// fetch, so the token goes in an Authorization header and never in the URL;
+// fetch, so the token goes in an Authorization header and never in the URL (a
+// session's resume token in `Last-Event-ID`, as the stream's cursor would carry it);
 // messages are POSTed one at a time, in order, to the stream's session, and a
 // reply in a POST's response is handed on as if it came down the stream.
-import { CloseCode, MessageType } from '../wire.js'
+import { CloseCode, MessageType, ProtocolPrefix } from '../wire.js'
 import type { WebSocketLike } from './types.js'
-
-const BEARER = 'bearer.'
 
 export class SseSocket implements WebSocketLike {
   readyState = 0
@@ -16,6 +15,8 @@ export class SseSocket implements WebSocketLike {
   onerror: ((event: any) => void) | null = null
   readonly #url: string
   readonly #headers: Record<string, string> = {}
+  /** The stream request's own headers: a session's resume token, as a cursor (PROTOCOL.md, "Resuming a stream"). */
+  readonly #stream: Record<string, string> = { accept: 'text/event-stream' }
   readonly #abort = new AbortController()
   readonly #queue: string[] = []
   #posting = false
@@ -24,8 +25,11 @@ export class SseSocket implements WebSocketLike {
 
   constructor (url: string, protocols: string[] = []) {
     this.#url = url.replace(/^ws/, 'http')
-    // Of the subprotocol entries only a token means something here: it becomes a header.
-    for (const entry of protocols) if (entry.startsWith(BEARER)) this.#headers.authorization = 'Bearer ' + entry.slice(BEARER.length)
+    // Of the subprotocol entries only a token and a resume token mean something here: they become headers.
+    for (const entry of protocols) {
+      if (entry.startsWith(ProtocolPrefix.Bearer)) this.#headers.authorization = 'Bearer ' + entry.slice(ProtocolPrefix.Bearer.length)
+      else if (entry.startsWith(ProtocolPrefix.Resume)) this.#stream['last-event-id'] = '1;t=' + entry.slice(ProtocolPrefix.Resume.length)
+    }
     this.#read().catch(() => this.#end())
   }
 
@@ -43,7 +47,7 @@ export class SseSocket implements WebSocketLike {
   }
 
   async #read (): Promise<void> {
-    const res = await fetch(this.#url, { headers: { ...this.#headers, accept: 'text/event-stream' }, signal: this.#abort.signal })
+    const res = await fetch(this.#url, { headers: { ...this.#headers, ...this.#stream }, signal: this.#abort.signal })
     if (!res.ok || res.body === null) {
       // A refused token is told apart, so that the client asks its provider for a fresh one.
       if (res.status === 401) this.#code = CloseCode.Unauthorized
