@@ -3,13 +3,15 @@
 // member's socket sends as is, and handed to the fan-out adapter for the other
 // instances. Empty rooms are freed at once.
 import type { FastifyBaseLogger } from 'fastify'
-import { FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
+import { FRT_ERR_EMIT_INVALID, FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
 import type { UserType } from '@fastify/jwt'
 import { MessageType, roomEventParts, roomEventUnnumbered, serializeRoomEvent } from './protocol.js'
 import { MemoryAdapter } from './adapters/memory.js'
 import { Frame } from './frames.js'
 import { Sequencer } from './sequencer.js'
-import type { Backpressure, WatchedConnection } from './backpressure.js'
+import type { Backpressure } from './backpressure.js'
+import { Conflation, type ConflatedConnection } from './conflation.js'
+import { Deliveries, latestKey, type Delivery, type DeliveryPolicies } from './delivery.js'
 import { isThenable } from './verdict.js'
 import { userKey, type ResolvedOptions } from './options.js'
 import type { FanoutAdapter, FanoutReceive } from '../types/adapter.js'
@@ -41,7 +43,7 @@ export function checkRouteRooms (path: string, definition: RouteDefinition<Schem
 }
 
 /** What rooms need of a connection. */
-export interface RoomMember extends WatchedConnection {
+export interface RoomMember extends ConflatedConnection {
   readonly id: string
   readonly user: UserType | undefined
   /** The rooms joined; written only here. */
@@ -71,12 +73,17 @@ export interface RoomHistory {
   readonly byAdapter: boolean
 }
 
-/** Checks an emit against a route's declared `emits` (lib/route.ts); throws when refused. */
-export interface EmitChecker {
+/**
+ * Checks an emit against a route's declared `emits` (lib/route.ts), throwing when refused; and gives its
+ * declared delivery (lib/delivery.ts).
+ */
+export interface EmitChecker extends DeliveryPolicies {
   checkEmit (type: string, data: unknown): void
 }
 
-interface RoomCounters { volatileDrops: number, slowConsumerCloses: number, backfills: number, backfillGaps: number, historyErrors: number }
+interface RoomCounters {
+  volatileDrops: number, conflated: number, slowConsumerCloses: number, backfills: number, backfillGaps: number, historyErrors: number
+}
 
 function checkName (name: unknown): asserts name is string {
   if (!isRoomName(name)) {
@@ -120,10 +127,15 @@ export class Rooms {
   readonly #sequencer: Sequencer<RoomMember> | null
   /** Room history; null when the plugin's `history` is off. */
   readonly history: RoomHistory | null
+  /** Latest-by-key messages held for members that are behind. */
+  readonly conflation: Conflation
+  /** The routes' delivery policies merged, for `app.realtime.to` (lib/delivery.ts). */
+  readonly deliveries = new Deliveries()
 
   constructor (options: ResolvedOptions, log: FastifyBaseLogger, backpressure: Backpressure, counters: RoomCounters,
-    history: RoomHistory | null = null) {
+    history: RoomHistory | null = null, conflation = new Conflation(backpressure, counters)) {
     this.history = history
+    this.conflation = conflation
     this.backpressure = backpressure
     this.counters = counters
     this.log = log
@@ -133,10 +145,12 @@ export class Rooms {
     this.#sequencer = typeof this.adapter.sequence === 'function'
       ? new Sequencer(this.adapter, (room, frame, except, volatile) => this.#deliver(room as Room, frame, except, volatile, room.seq))
       : null
-    this.#receive = (name, frame, volatile, seq) => {
+    this.#receive = (name, frame, volatile, seq, latest) => {
       const room = this.byName.get(name)
       if (room === undefined) return
-      if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0)
+      // A latest message is never numbered: conflated here for this instance's members that are behind.
+      if (latest !== undefined) this.#deliver(room, frame, null, latest, 0)
+      else if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0)
       // A history room's gap is filled from the stream first (#backfill takes the message then).
       else if (!room.history || !this.#backfill(room, frame, seq)) this.#sequencer.receive(room, frame, volatile, seq)
     }
@@ -253,11 +267,21 @@ export class Rooms {
   /** `emits` checks a connection's emits against its route; null for the app-level target. */
   to (name: string, emits: EmitChecker | null): RoomTarget {
     checkName(name)
-    return new RoomTarget(this, name, emits, null, false)
+    return new RoomTarget(this, name, emits, null, null)
   }
 
-  emit (name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean): void {
+  /** `delivery`: false reliable, true volatile, a string latest by that key (lib/delivery.ts). */
+  emit (name: string, type: string, data: unknown, except: readonly RoomMember[] | null, delivery: Delivery): void {
     const room = this.byName.get(name)
+    if (typeof delivery === 'string') {
+      // Latest messages carry no seq, on any room: a member behind gets them out of order with the numbered
+      // ones (held, then sent once it caught up) and only the newest per key, so a seq would only show gaps.
+      const frame = Buffer.from(roomEventUnnumbered(type, name, data))
+      if (room !== undefined) this.#deliver(room, frame, except, delivery, 0)
+      this.adapter.publish(name, frame, false, delivery)
+      return
+    }
+    const volatile = delivery
     const history = this.history !== null && (room?.history ?? this.history.rooms(name))
     if (history) {
       this.#emitKept(room, name, type, data, except, volatile)
@@ -341,11 +365,16 @@ export class Rooms {
     return { connId: conn.id, userId: userKey(this.userId, conn.user) ?? null }
   }
 
-  /** `seq`: the frame's seq, 0 for an unnumbered one; a member catching up holds it instead. */
-  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, volatile: boolean, seq: number): void {
+  /**
+   * `seq`: the frame's seq, 0 for an unnumbered one; a member catching up holds it instead. `delivery`: a
+   * string for a latest message, its key (per member, within this room).
+   */
+  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, delivery: Delivery, seq: number): void {
     const backpressure = this.backpressure
     // Framed once: every member's socket is written the same bytes (lib/frames.ts).
     const framed = new Frame(frame)
+    // Room names have no space: the room and the message's key cannot run into each other.
+    const key = typeof delivery === 'string' ? room.name + ' ' + delivery : null
     for (const conn of room.members) {
       if (except !== null && except.includes(conn)) continue
       if (conn.catchups !== null) {
@@ -369,7 +398,11 @@ export class Rooms {
           continue
         }
       }
-      if (volatile && backpressure.isSlow(conn)) {
+      if (key !== null) {
+        this.conflation.send(conn, framed, key)
+        continue
+      }
+      if (delivery === true && backpressure.isSlow(conn)) {
         this.counters.volatileDrops++
         continue
       }
@@ -459,34 +492,48 @@ function seqOf (frame: Buffer): number {
   return match === null ? 0 : Number(match[1])
 }
 
-/** `to(room)`: immutable, so `except` and `volatile` derive new targets without touching shared ones. */
+/**
+ * `to(room)`: immutable, so `except`, `volatile` and `latest` derive new targets without touching shared ones.
+ * `delivery`: null follows the declared policy of each type (the route's, or the app-wide one); true volatile;
+ * a string latest by that key.
+ */
 export class RoomTarget implements RoomEmitter {
   readonly #rooms: Rooms
   readonly #name: string
   readonly #emits: EmitChecker | null
   readonly #except: readonly RoomMember[] | null
-  readonly #volatile: boolean
+  readonly #delivery: true | string | null
 
-  constructor (rooms: Rooms, name: string, emits: EmitChecker | null, except: readonly RoomMember[] | null, volatile: boolean) {
+  constructor (rooms: Rooms, name: string, emits: EmitChecker | null, except: readonly RoomMember[] | null,
+    delivery: true | string | null) {
     this.#rooms = rooms
     this.#name = name
     this.#emits = emits
     this.#except = except
-    this.#volatile = volatile
+    this.#delivery = delivery
   }
 
   emit (type: string, data: unknown): void {
     // A connection's target checks the route's declared emits; the app-level one cannot know a route.
     this.#emits?.checkEmit(type, data)
-    this.#rooms.emit(this.#name, type, data, this.#except, this.#volatile)
+    const chosen = this.#delivery
+    const delivery = chosen === null
+      ? (this.#emits ?? this.#rooms.deliveries).delivery(type, data)
+      : chosen === true || latestKey(type, chosen)
+    this.#rooms.emit(this.#name, type, data, this.#except, delivery)
   }
 
   except (...connections: unknown[]): RoomTarget {
     const except = [...(this.#except ?? []), ...connections as RoomMember[]]
-    return new RoomTarget(this.#rooms, this.#name, this.#emits, except, this.#volatile)
+    return new RoomTarget(this.#rooms, this.#name, this.#emits, except, this.#delivery)
   }
 
   get volatile (): RoomTarget {
     return new RoomTarget(this.#rooms, this.#name, this.#emits, this.#except, true)
+  }
+
+  latest (key: string): RoomTarget {
+    if (typeof key !== 'string') throw new FRT_ERR_EMIT_INVALID('latest', `the key must be a string, got ${typeof key}`)
+    return new RoomTarget(this.#rooms, this.#name, this.#emits, this.#except, key)
   }
 }

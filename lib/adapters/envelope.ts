@@ -2,8 +2,11 @@
 // in front of the already-serialized frame, so that a receiver learns who sent
 // it, whether it is volatile and its seq without parsing the frame itself.
 //
-//   frt1 <flag: 0|1> <origin: 16 chars> <seq: decimal digits> ':' <frame bytes>
-//   frtc 0           <origin: 16 chars> <JSON command>
+//   frt1 <flag> <origin: 16 chars> <seq: decimal digits> ':' [<key bytes: decimal> ':' <key>] <frame bytes>
+//   frtc 0      <origin: 16 chars> <JSON command>
+//
+// The flag is one digit, '0' plus its bits: 1 volatile, 4 latest (the message's
+// conflation key follows the seq, which is 0: latest messages are never numbered).
 //
 // The Lua publish script writes `header + seq + ':' + head + seq + tail`, so the
 // frame is built once, by Redis, with its seq in place. Anything else on our
@@ -22,6 +25,12 @@ const ZERO = 0x30
 const NINE = 0x39
 const OPEN = 0x7b
 const CLOSE = 0x7d
+/** Flag bits. 2 is left for the observability work's own flag. */
+const VOLATILE = 1
+const LATEST = 4
+const KNOWN_FLAGS = VOLATILE | LATEST
+// A conflation key's length, in bytes: up to 7 digits (keys are far shorter).
+const MAX_KEY_DIGITS = 7
 
 /** A random instance id of 16 URL-safe characters. */
 export function instanceId (): string {
@@ -33,6 +42,11 @@ export function roomHeader (origin: string, volatile: boolean): string {
   return ROOM_MAGIC + (volatile ? '1' : '0') + origin
 }
 
+/** Everything before the frame of a latest message: header, seq 0, its conflation key. */
+export function latestHeader (origin: string, key: string): string {
+  return ROOM_MAGIC + LATEST + origin + '0:' + Buffer.byteLength(key) + ':' + key
+}
+
 export function controlMessage (origin: string, command: unknown): string {
   return CONTROL_MAGIC + '0' + origin + JSON.stringify(command)
 }
@@ -42,6 +56,8 @@ export interface RoomEnvelope {
   volatile: boolean
   seq: number
   frame: Buffer
+  /** A latest message's conflation key; undefined for any other. */
+  latest: string | undefined
 }
 
 /**
@@ -52,8 +68,8 @@ export interface RoomEnvelope {
 export function readRoomEnvelope (message: Buffer, origin: Buffer, out: RoomEnvelope): 'ok' | 'own' | 'invalid' {
   // The shortest valid envelope: header, one seq digit, ':', '{}'.
   if (message.length < SEQ_START + 4 || message.toString('latin1', 0, 4) !== ROOM_MAGIC) return 'invalid'
-  const flag = message[4]
-  if (flag !== ZERO && flag !== ZERO + 1) return 'invalid'
+  const flags = message[4] - ZERO
+  if (flags < 0 || (flags & ~KNOWN_FLAGS) !== 0) return 'invalid'
   let seq = 0
   let i = SEQ_START
   const end = Math.min(message.length, SEQ_START + MAX_SEQ_DIGITS + 1)
@@ -64,12 +80,28 @@ export function readRoomEnvelope (message: Buffer, origin: Buffer, out: RoomEnve
     seq = seq * 10 + c - ZERO
   }
   if (i === SEQ_START || message[i] !== COLON) return 'invalid'
+  let latest: string | undefined
+  if ((flags & LATEST) !== 0) {
+    const start = i + 1
+    let length = 0
+    const end = Math.min(message.length, start + MAX_KEY_DIGITS + 1)
+    for (i = start; i < end; i++) {
+      const c = message[i]
+      if (c === COLON) break
+      if (c < ZERO || c > NINE) return 'invalid'
+      length = length * 10 + c - ZERO
+    }
+    if (i === start || message[i] !== COLON || seq !== 0 || i + 1 + length > message.length) return 'invalid'
+    latest = message.toString('utf8', i + 1, i + 1 + length)
+    i += length
+  }
   // Not a parse: a frame is one JSON object, so it starts and ends with braces.
   if (message[i + 1] !== OPEN || message[message.length - 1] !== CLOSE) return 'invalid'
   out.seq = seq
   // Our own copy: its seq places our publish among the others' (see the adapter).
   if (message.compare(origin, 0, ID_LENGTH, ORIGIN_START, SEQ_START) === 0) return 'own'
-  out.volatile = flag !== ZERO
+  out.volatile = (flags & VOLATILE) !== 0
+  out.latest = latest
   out.frame = message.subarray(i + 1)
   return 'ok'
 }

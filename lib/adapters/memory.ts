@@ -40,12 +40,12 @@ export class MemoryAdapter implements FanoutAdapter {
     if (subscribers?.delete(this) === true && subscribers.size === 0) this.bus.rooms.delete(room)
   }
 
-  publish (room: string, frame: Buffer, volatile: boolean): void {
+  publish (room: string, frame: Buffer, volatile: boolean, latest?: string): void {
     const subscribers = this.bus.rooms.get(room)
     if (subscribers === undefined) return
     // The publisher already served its own members: skip it, as a cluster adapter drops its own node id.
     for (const [adapter, receive] of subscribers) {
-      if (adapter !== this) receive(room, frame, volatile)
+      if (adapter !== this) receive(room, frame, volatile, undefined, latest)
     }
   }
 
