@@ -3,7 +3,7 @@
 // the client never pulls server code in. PROTOCOL.md is its prose; keep the two
 // in step and bump PROTOCOL_VERSION on any change a client could notice.
 
-export const PROTOCOL_VERSION = '1.2'
+export const PROTOCOL_VERSION = '1.3'
 
 /** Message types the protocol itself uses; a route may not declare them. */
 export const MessageType = {
