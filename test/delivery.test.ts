@@ -15,6 +15,7 @@ import { Backpressure } from '../lib/backpressure.js'
 import { Frame } from '../lib/frames.js'
 import { until } from './helpers/wait.js'
 import { listeningApp, registeredApp } from './helpers/app.js'
+import { openStream } from './helpers/sse.js'
 
 const KEYS = Array.from({ length: 10 }, (_, i) => `SYM${i}`)
 const PAD = 'x'.repeat(4 * 1024)
@@ -232,6 +233,31 @@ t.test('latest messages on a history room are neither numbered nor kept', async 
   t.equal(late.messages[2].data.recovered, true)
   reader.ws.close()
   late.ws.close()
+})
+
+t.test('over SSE too: a stream that does not drain holds the newest frame per key, bounded', async (t) => {
+  const softLimit = 64 * 1024
+  const conns: Connection[] = []
+  const { app, port } = await listeningApp(t, {
+    options: { heartbeat: false, closeTimeout: 50, sse: true, slowConsumer: { softLimit, softTimeout: 60_000, hardLimit: 1024 * 1024 } },
+    routes: { '/feed': feed(conns) }
+  })
+  const stream = await openStream(`http://127.0.0.1:${port}/feed`)
+  await stream.post({ type: 'room:join', id: 1, data: { room: 'feed' } })
+  stream.pause()
+  const server = conns[0] as RealtimeConnection
+  let n = 0
+  let peak = 0
+  while (app.realtime.stats().conflated < 200) {
+    if (n > 50_000) throw new Error('ticker bound reached')
+    for (const symbol of KEYS) app.realtime.to('feed').emit('price', { symbol, n: ++n, pad: PAD })
+    peak = Math.max(peak, server.socket.bufferedAmount + (server.conflated?.bytes ?? 0))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(server.conflated?.frames.size, KEYS.length, 'one held frame per key')
+  t.ok(peak <= softLimit + 4 * KEYS.length * 4200, `bounded: peak ${peak} bytes`)
+  t.equal(app.realtime.stats().slowConsumerCloses, 0)
+  stream.close()
 })
 
 t.test('delivery is checked when the route is declared', async (t) => {
