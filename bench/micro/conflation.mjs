@@ -23,12 +23,12 @@ const { Frame } = await import(new URL('lib/frames.js', root))
 async function broadcast (policy) {
   const app = Fastify()
   await app.register(realtime, { heartbeat: false, rateLimit: false })
-  let joined = 0
+  const joined = { count: 0 }
   app.realtime('/b', {
     messages: {},
     emits: { price: { type: 'object' } },
     ...(policy === 'latest' ? { delivery: { price: { latest: (data) => data.symbol } } } : {}),
-    onOpen: async (conn) => { await conn.join('r'); joined++ }
+    onOpen: async (conn) => { await conn.join('r'); joined.count++ }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const clients = []
@@ -38,7 +38,7 @@ async function broadcast (policy) {
     await once(ws, 'open')
     clients.push(ws)
   }
-  while (joined < 64) await new Promise((resolve) => setTimeout(resolve, 5))
+  while (joined.count < 64) await new Promise((resolve) => setTimeout(resolve, 5))
   const target = app.realtime.to('r')
   const data = { symbol: 'AAPL', bid: 1.5, pad: 'x'.repeat(64) }
   const round = async () => {
