@@ -3,14 +3,14 @@
 // stalled member (its socket's bufferedAmount plus its held frames), its peak, whether it was closed (4008),
 // and, once it reads again, whether it got exactly the last value sent per key and how many messages it read.
 // A reader that keeps up is checked to get every message in order. Bounded: --seconds (default 5) per policy.
-// Run `npm run build` first, then `node bench/conflation.mjs [--seconds 5] [--pad 1024]`.
+// Run `npm run build` first, then `node bench/conflation.mjs [--seconds 5] [--pad 4096]`.
 import { once } from 'node:events'
 import { parseArgs } from 'node:util'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
 
 const { default: realtime } = await import(new URL('../dist/index.js', import.meta.url))
-const args = parseArgs({ options: { seconds: { type: 'string', default: '5' }, pad: { type: 'string', default: '1024' } } }).values
+const args = parseArgs({ options: { seconds: { type: 'string', default: '5' }, pad: { type: 'string', default: '4096' } } }).values
 const SECONDS = Number(args.seconds)
 const PAD = 'x'.repeat(Number(args.pad))
 const KEYS = Array.from({ length: 10 }, (_, i) => `SYM${i}`)
