@@ -143,7 +143,8 @@ export class Rooms {
     this.userId = options.auth.userId
     this.adapter = options.adapter ?? new MemoryAdapter()
     this.#sequencer = typeof this.adapter.sequence === 'function'
-      ? new Sequencer(this.adapter, (room, frame, except, volatile) => this.#deliver(room as Room, frame, except, volatile, room.seq))
+      ? new Sequencer(this.adapter, (room, frame, except, delivery) =>
+        this.#deliver(room as Room, frame, except, delivery, typeof delivery === 'string' ? 0 : room.seq))
       : null
     this.#receive = (name, frame, volatile, seq, latest) => {
       const room = this.byName.get(name)
@@ -277,7 +278,9 @@ export class Rooms {
       // Latest messages carry no seq, on any room: a member behind gets them out of order with the numbered
       // ones (held, then sent once it caught up) and only the newest per key, so a seq would only show gaps.
       const frame = Buffer.from(roomEventUnnumbered(type, name, data))
-      if (room !== undefined) this.#deliver(room, frame, except, delivery, 0)
+      // Behind this instance's messages to the room still waiting for their cluster seq, if any.
+      if (room !== undefined && this.#sequencer !== null) this.#sequencer.unnumbered(room, frame, except, delivery)
+      else if (room !== undefined) this.#deliver(room, frame, except, delivery, 0)
       this.adapter.publish(name, frame, false, delivery)
       return
     }

@@ -19,7 +19,14 @@ const PAD = 'x'.repeat(4 * 1024)
 const Price = Type.Object({ symbol: Type.String(), n: Type.Integer(), pad: Type.String() })
 const bySymbol = (data: { symbol: string }): string => data.symbol
 
-interface Member { ws: WebSocket, socket: Socket, prices: Array<{ symbol: string, n: number }>, numbered: number[] }
+interface Member {
+  ws: WebSocket
+  socket: Socket
+  prices: Array<{ symbol: string, n: number }>
+  numbered: number[]
+  /** Every room message in the order received: `n<seq>` for news, `p<n>` for prices. */
+  order: string[]
+}
 
 t.test('a latest ticker on one instance: the other conflates for its slow member; fast members everywhere get every message', async (t) => {
   const redis = await startRedisServer()
@@ -56,13 +63,19 @@ t.test('a latest ticker on one instance: the other conflates for its slow member
   const [a, b] = instances
   const join = async (instance: typeof a): Promise<Member> => {
     const ws = new WebSocket(instance.url)
-    const member: Member = { ws, socket: null as unknown as Socket, prices: [], numbered: [] }
+    const member: Member = { ws, socket: null as unknown as Socket, prices: [], numbered: [], order: [] }
     let acked = false
     ws.on('message', (raw) => {
       const msg = JSON.parse(raw.toString())
       if (msg.type === 'ack') acked = true
-      if (msg.type === 'price') member.prices.push(msg.data)
-      if (msg.type === 'news') member.numbered.push(msg.seq)
+      if (msg.type === 'price') {
+        member.prices.push(msg.data)
+        member.order.push('p' + msg.data.n)
+      }
+      if (msg.type === 'news') {
+        member.numbered.push(msg.seq)
+        member.order.push('n' + msg.seq)
+      }
     })
     await once(ws, 'open')
     member.socket = (ws as unknown as { _socket: Socket })._socket
@@ -80,17 +93,21 @@ t.test('a latest ticker on one instance: the other conflates for its slow member
   slow.socket.pause()
 
   const last = new Map<string, number>()
+  const order: string[] = []
   let sent = 0
   let peak = 0
   const started = Date.now()
   while (Date.now() - started < 3000 || b.app.realtime.stats().conflated < 1000) {
     if (sent > 50_000) throw new Error('ticker bound reached')
+    // A numbered message first: the latest ones after it wait here until Redis numbered it, and its seq is
+    // not taken by a latest message's copy coming back.
+    a.app.realtime.to('feed').emit('news', { n: sent })
+    order.push('n' + (order.filter((o) => o[0] === 'n').length + 1))
     for (const symbol of KEYS) {
       a.app.realtime.to('feed').emit('price', { symbol, n: ++sent, pad: PAD })
       last.set(symbol, sent)
+      order.push('p' + sent)
     }
-    // A numbered message among them: its seq is not taken by a latest message's copy coming back.
-    a.app.realtime.to('feed').emit('news', { n: sent })
     peak = Math.max(peak, server.socket.bufferedAmount + (server.conflated?.bytes ?? 0))
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
@@ -104,6 +121,7 @@ t.test('a latest ticker on one instance: the other conflates for its slow member
     await until(() => member.prices.length === sent && member.numbered.length === rounds, 'everything at a fast member')
     t.same(member.prices.map((p) => p.n), Array.from({ length: sent }, (_, i) => i + 1), 'every latest message, in order')
     t.same(member.numbered, Array.from({ length: rounds }, (_, i) => i + 1), 'the numbered ones with seq 1, 2, 3...')
+    t.same(member.order, order, 'numbered and latest messages in the order they were emitted')
   }
   slow.socket.resume()
   await until(() => KEYS.every((symbol) => slow.prices.filter((p) => p.symbol === symbol).at(-1)?.n === last.get(symbol)),
