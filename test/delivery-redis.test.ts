@@ -90,6 +90,8 @@ t.test('a latest ticker on one instance: the other conflates for its slow member
   const probe = new Redis(redis.url)
   t.teardown(() => probe.disconnect())
   await until(async () => Number((await probe.pubsub('NUMSUB', 'frt:{feed}'))[1]) === 2, 'both subscriptions')
+  // A room with no member on the sending instance: published only.
+  a.app.realtime.to('nobody').emit('price', { symbol: 'A', n: 0, pad: '' })
   slow.socket.pause()
 
   const last = new Map<string, number>()

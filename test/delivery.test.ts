@@ -225,6 +225,9 @@ t.test('latest messages on a history room are neither numbered nor kept', async 
   app.realtime.to('feed').emit('news', { n: 3, pad: '' })
   await until(() => reader.messages.length === 3, 'three messages')
   t.same(reader.messages.map((m) => [m.type, m.seq]), [['news', 1], ['price', undefined], ['news', 2]])
+  // To a room with nobody here: published only (nothing to number or keep either).
+  app.realtime.to('nobody').emit('price', { symbol: 'A', n: 4 })
+  t.equal(app.realtime.stats().rooms, 1)
   // A late joiner replaying from the reader's join position gets the numbered ones only.
   const late = await open(null)
   late.ws.send(JSON.stringify({ type: 'room:join', data: { room: 'feed', since: reader.joined }, id: 1 }))
