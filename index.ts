@@ -103,6 +103,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   fastify.addHook('onClose', async () => {
     heartbeat?.stop()
     hub.sessions?.stop()
+    hub.conflation.stop()
     ownStore?.close()
     boundedStore?.close()
     unwatchRedis()
@@ -139,6 +140,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     // The full URL (with the plugin prefix) names the route in metrics, inspection and the AsyncAPI document.
     const url = this.prefix + path
     const route = compileRoute(url, definition, options, hub.rateLimitStore)
+    // The app-wide policies of app.realtime.to(room): two routes that disagree fail here (lib/delivery.ts).
+    hub.rooms.deliveries.declare(url, route.policies)
     const pipeline = new Pipeline(route, hub, auth, options, obs.recorder)
     obs.declare(url, definition)
     const guarded = handshake.guard(this, path, route.auth, route.fastifyOptions)

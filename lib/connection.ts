@@ -10,7 +10,10 @@ import type { Hub } from './hub.js'
 import type { EmitChecker, RoomTarget } from './rooms.js'
 import type { ConnectionAuth } from './auth.js'
 import type { Backpressure } from './backpressure.js'
-import type { Connection } from '../types/route.js'
+import type { Connection, Emitter } from '../types/route.js'
+import type { Held } from './conflation.js'
+import { latestKey } from './delivery.js'
+import { FRT_ERR_EMIT_INVALID } from './errors.js'
 import { limitKey, rateLimited, type ConnectionLimits } from './limits.js'
 import { Frame, writeFrame } from './frames.js'
 import { userKey, type ResolvedOptions } from './options.js'
@@ -69,6 +72,8 @@ export class RealtimeConnection implements Connection {
   auth: ConnectionAuth | null = null
   /** When the outgoing buffer went over the soft limit (ms since epoch); 0 when under it. Written by lib/backpressure.ts. */
   slowSince = 0
+  /** Latest-by-key messages held while the socket is behind (lib/conflation.ts); null almost always. */
+  conflated: Held | null = null
   /** When the socket opened (ms since epoch) and its order of arrival, for lib/inspect.ts. */
   readonly openedAt = Date.now()
   readonly serial = ++serials
@@ -192,11 +197,42 @@ export class RealtimeConnection implements Connection {
   }
 
   emit (type: string, data: unknown): void {
-    this.#emits.checkEmit(type, data)
-    this.#recorder?.messageOut(this.#emits, type)
-    this.send(serializeEvent(type, data))
+    this.emitWith(type, data, null)
+  }
+
+  get volatile (): Emitter {
+    return new Unicast(this, true)
+  }
+
+  latest (key: string): Emitter {
+    if (typeof key !== 'string') throw new FRT_ERR_EMIT_INVALID('latest', `the key must be a string, got ${typeof key}`)
+    return new Unicast(this, key)
+  }
+
+  /**
+   * `emit` with a chosen delivery: null the route's declared one, true volatile, a string latest by that key.
+   * Volatile and latest messages are not kept for a session waiting for its client: they would be stale.
+   */
+  emitWith (type: string, data: unknown, chosen: true | string | null): void {
+    const emits = this.#emits
+    emits.checkEmit(type, data)
+    const delivery = chosen === null ? emits.delivery(type, data) : chosen === true || latestKey(type, chosen)
+    this.#recorder?.messageOut(emits, type)
     // For a tracer: the emit with the trace of the handler sending it (lib/trace-context.ts).
     if (deliverChannel.hasSubscribers) publishUnicast(type, this.id, this.socket.readyState === OPEN ? 1 : 0, this.#hub.rooms.instance, activeTraceparent())
+    if (delivery === false) {
+      this.send(serializeEvent(type, data))
+      return
+    }
+    if (this.socket.readyState !== OPEN) return
+    if (delivery !== true) {
+      // A unicast's key: no room (room names are never empty).
+      this.#hub.conflation.send(this, new Frame(serializeEvent(type, data)), ' ' + delivery)
+    } else if (this.backpressure.isSlow(this)) {
+      this.#hub.counters.volatileDrops++
+    } else {
+      this.sendFrame(new Frame(serializeEvent(type, data)))
+    }
   }
 
   /**
@@ -270,5 +306,20 @@ export class RealtimeConnection implements Connection {
     if (this.socket.readyState !== OPEN) return
     this.session?.freeze()
     this.socket.close(code, closeReason(reason))
+  }
+}
+
+/** `conn.volatile` and `conn.latest(key)`: the connection's emits with a chosen delivery. */
+class Unicast implements Emitter {
+  readonly #conn: RealtimeConnection
+  readonly #delivery: true | string
+
+  constructor (conn: RealtimeConnection, delivery: true | string) {
+    this.#conn = conn
+    this.#delivery = delivery
+  }
+
+  emit (type: string, data: unknown): void {
+    this.#conn.emitWith(type, data, this.#delivery)
   }
 }

@@ -15,6 +15,11 @@ export const FRT_ERR_ROUTE_INVALID = createError(
 export const FRT_ERR_ROUTE_RESERVED_TYPE = createError(
   'FRT_ERR_ROUTE_RESERVED_TYPE', 'Real-time route %s declares the reserved message type "%s"', 500, TypeError)
 
+export const FRT_ERR_ROUTE_DELIVERY_CONFLICT = createError(
+  'FRT_ERR_ROUTE_DELIVERY_CONFLICT',
+  'Real-time route %s declares a "delivery" for "%s" unlike route %s: app.realtime.to() could not tell which applies (share one policy, the same latest function)',
+  500, TypeError)
+
 export const FRT_ERR_EMIT_UNKNOWN_TYPE = createError(
   'FRT_ERR_EMIT_UNKNOWN_TYPE', 'Message type "%s" is not declared in the route\'s emits', 500, TypeError)
 

@@ -9,6 +9,7 @@ import { Sessions } from './session.js'
 import { Recovery } from './recovery.js'
 import type { SessionStore } from '../types/session.js'
 import { Backpressure, type WatchedConnection } from './backpressure.js'
+import { Conflation } from './conflation.js'
 import type { RealtimeStats } from '../types/fastify.js'
 import type { RateLimitStore } from '../types/store.js'
 import type { ResolvedOptions } from './options.js'
@@ -36,6 +37,7 @@ export class Hub {
     heartbeatTerminations: 0,
     slowConsumerCloses: 0,
     volatileDrops: 0,
+    conflated: 0,
     joinsRecovered: 0,
     joinsNotRecovered: 0,
     replayedMessages: 0,
@@ -51,6 +53,8 @@ export class Hub {
   readonly rooms: Rooms
   /** The slow-consumer policy every send goes through (lib/backpressure.ts). */
   readonly backpressure: Backpressure
+  /** Latest-by-key messages held for members that are behind (lib/conflation.ts). */
+  readonly conflation: Conflation
   /** Sessions waiting and live (lib/session.ts); null when the plugin's `sessions` is off. */
   readonly sessions: Sessions | null
   /** Joins with positions, replays, snapshots and resumes (lib/recovery.ts). */
@@ -63,7 +67,8 @@ export class Hub {
     history: RoomHistory | null = null, sessionStore: SessionStore | null = null) {
     this.rateLimitStore = rateLimitStore
     this.backpressure = new Backpressure(options.slowConsumer, this.counters)
-    this.rooms = new Rooms(options, log, this.backpressure, this.counters, history)
+    this.conflation = new Conflation(this.backpressure, this.counters)
+    this.rooms = new Rooms(options, log, this.backpressure, this.counters, history, this.conflation)
     this.sessions = options.sessions === false || sessionStore === null
       ? null
       : new Sessions(sessionStore, options.sessions, this.rooms, this.counters, log)

@@ -128,6 +128,7 @@ export function createMetrics (options: ResolvedMetricsOptions, stats: () => Rea
   fromStats('rate_limited_total', 'Messages refused by a rate limit', 'counter', (s) => s.rateLimited)
   fromStats('rate_limit_store_errors_total', 'Rate-limit store failures (messages let through)', 'counter', (s) => s.rateLimitErrors)
   fromStats('volatile_drops_total', 'Volatile room messages skipped for a slow member', 'counter', (s) => s.volatileDrops)
+  fromStats('conflated_total', 'Latest messages replaced by a newer one of their key for a member behind', 'counter', (s) => s.conflated)
   fromStats('adapter_errors_total', 'Fan-out adapter operations that failed or timed out', 'counter', (s) => s.adapterErrors)
   fromStats('adapter_dropped_total', 'Broadcasts not handed to the other instances', 'counter', (s) => s.adapterDropped)
   fromStats('adapter_invalid_total', 'Invalid envelopes received from the fan-out backend', 'counter', (s) => s.adapterInvalid)

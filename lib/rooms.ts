@@ -3,13 +3,15 @@
 // member's socket sends as is, and handed to the fan-out adapter for the other
 // instances. Empty rooms are freed at once.
 import type { FastifyBaseLogger } from 'fastify'
-import { FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
+import { FRT_ERR_EMIT_INVALID, FRT_ERR_ROOM_LIMIT, FRT_ERR_ROOM_NAME, FRT_ERR_ROUTE_INVALID } from './errors.js'
 import type { UserType } from '@fastify/jwt'
 import { MessageType, roomEventParts, roomEventUnnumbered, serializeRoomEvent } from './protocol.js'
 import { MemoryAdapter } from './adapters/memory.js'
 import { Frame } from './frames.js'
 import { Sequencer } from './sequencer.js'
-import type { Backpressure, WatchedConnection } from './backpressure.js'
+import type { Backpressure } from './backpressure.js'
+import { Conflation, type ConflatedConnection } from './conflation.js'
+import { Deliveries, latestKey, type Delivery, type DeliveryPolicies } from './delivery.js'
 import { isThenable } from './verdict.js'
 import { userKey, type ResolvedOptions } from './options.js'
 import type { FanoutAdapter, FanoutReceive } from '../types/adapter.js'
@@ -43,7 +45,7 @@ export function checkRouteRooms (path: string, definition: RouteDefinition<Schem
 }
 
 /** What rooms need of a connection. */
-export interface RoomMember extends WatchedConnection {
+export interface RoomMember extends ConflatedConnection {
   readonly id: string
   readonly user: UserType | undefined
   /** The rooms joined; written only here. */
@@ -73,12 +75,17 @@ export interface RoomHistory {
   readonly byAdapter: boolean
 }
 
-/** Checks an emit against a route's declared `emits` (lib/route.ts); throws when refused. */
-export interface EmitChecker {
+/**
+ * Checks an emit against a route's declared `emits` (lib/route.ts), throwing when refused; and gives its
+ * declared delivery (lib/delivery.ts).
+ */
+export interface EmitChecker extends DeliveryPolicies {
   checkEmit (type: string, data: unknown): void
 }
 
-interface RoomCounters { volatileDrops: number, slowConsumerCloses: number, backfills: number, backfillGaps: number, historyErrors: number }
+interface RoomCounters {
+  volatileDrops: number, conflated: number, slowConsumerCloses: number, backfills: number, backfillGaps: number, historyErrors: number
+}
 
 function checkName (name: unknown): asserts name is string {
   if (!isRoomName(name)) {
@@ -124,10 +131,15 @@ export class Rooms {
   readonly #sequencer: Sequencer<RoomMember> | null
   /** Room history; null when the plugin's `history` is off. */
   readonly history: RoomHistory | null
+  /** Latest-by-key messages held for members that are behind. */
+  readonly conflation: Conflation
+  /** The routes' delivery policies merged, for `app.realtime.to` (lib/delivery.ts). */
+  readonly deliveries = new Deliveries()
 
   constructor (options: ResolvedOptions, log: FastifyBaseLogger, backpressure: Backpressure, counters: RoomCounters,
-    history: RoomHistory | null = null) {
+    history: RoomHistory | null = null, conflation = new Conflation(backpressure, counters)) {
     this.history = history
+    this.conflation = conflation
     this.backpressure = backpressure
     this.counters = counters
     this.log = log
@@ -136,12 +148,15 @@ export class Rooms {
     this.adapter = options.adapter ?? new MemoryAdapter()
     this.instance = this.adapter.id ?? instanceId()
     this.#sequencer = typeof this.adapter.sequence === 'function'
-      ? new Sequencer(this.adapter, (room, frame, except, volatile, traceparent) => this.#deliver(room as Room, frame, except, volatile, room.seq, traceparent))
+      ? new Sequencer(this.adapter, (room, frame, except, delivery, traceparent) =>
+        this.#deliver(room as Room, frame, except, delivery, typeof delivery === 'string' ? 0 : room.seq, traceparent))
       : null
-    this.#receive = (name, frame, volatile, seq, traceparent) => {
+    this.#receive = (name, frame, volatile, seq, latest, traceparent) => {
       const room = this.byName.get(name)
       if (room === undefined) return
-      if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0, traceparent)
+      // A latest message is never numbered: conflated here for this instance's members that are behind.
+      if (latest !== undefined) this.#deliver(room, frame, null, latest, 0, traceparent)
+      else if (seq === undefined || this.#sequencer === null) this.#deliver(room, frame, null, volatile, 0, traceparent)
       // A history room's gap is filled from the stream first (#backfill takes the message then).
       else if (!room.history || !this.#backfill(room, frame, seq)) this.#sequencer.receive(room, frame, volatile, seq, traceparent)
     }
@@ -258,13 +273,25 @@ export class Rooms {
   /** `emits` checks a connection's emits against its route; null for the app-level target. */
   to (name: string, emits: EmitChecker | null): RoomTarget {
     checkName(name)
-    return new RoomTarget(this, name, emits, null, false)
+    return new RoomTarget(this, name, emits, null, null)
   }
 
-  emit (name: string, type: string, data: unknown, except: readonly RoomMember[] | null, volatile: boolean): void {
+  /** `delivery`: false reliable, true volatile, a string latest by that key (lib/delivery.ts). */
+  emit (name: string, type: string, data: unknown, except: readonly RoomMember[] | null, delivery: Delivery): void {
     const room = this.byName.get(name)
     // The trace of the handler sending it, if any (lib/trace-context.ts): to every delivery, here and elsewhere.
     const traceparent = activeTraceparent()
+    if (typeof delivery === 'string') {
+      // Latest messages carry no seq, on any room: a member behind gets them out of order with the numbered
+      // ones (held, then sent once it caught up) and only the newest per key, so a seq would only show gaps.
+      const frame = Buffer.from(roomEventUnnumbered(type, name, data))
+      // Behind this instance's messages to the room still waiting for their cluster seq, if any.
+      if (room !== undefined && this.#sequencer !== null) this.#sequencer.unnumbered(room, frame, except, delivery, traceparent)
+      else if (room !== undefined) this.#deliver(room, frame, except, delivery, 0, traceparent)
+      this.adapter.publish(name, frame, false, delivery, traceparent)
+      return
+    }
+    const volatile = delivery
     const history = this.history !== null && (room?.history ?? this.history.rooms(name))
     if (history) {
       this.#emitKept(room, name, type, data, except, volatile, traceparent)
@@ -350,14 +377,17 @@ export class Rooms {
   }
 
   /**
-   * `seq`: the frame's seq, 0 for an unnumbered one; a member catching up holds it instead. `traceparent`: the
-   * sender's trace, for the `fastify-realtime:deliver` event (published only when someone listens).
+   * `seq`: the frame's seq, 0 for an unnumbered one; a member catching up holds it instead. `delivery`: a
+   * string for a latest message, its key (per member, within this room). `traceparent`: the sender's trace,
+   * for the `fastify-realtime:deliver` event (published only when someone listens).
    */
-  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, volatile: boolean, seq: number,
+  #deliver (room: Room, frame: Buffer, except: readonly RoomMember[] | null, delivery: Delivery, seq: number,
     traceparent?: string): void {
     const backpressure = this.backpressure
     // Framed once: every member's socket is written the same bytes (lib/frames.ts).
     const framed = new Frame(frame)
+    // Room names have no space: the room and the message's key cannot run into each other.
+    const key = typeof delivery === 'string' ? room.name + ' ' + delivery : null
     let recipients = 0
     for (const conn of room.members) {
       if (except !== null && except.includes(conn)) continue
@@ -365,10 +395,14 @@ export class Rooms {
         const catchup = conn.catchups.get(room.name)
         // The floor is set only when a Redis history read overtook the subscription (lib/recovery.ts #release).
         if (catchup !== undefined && catchup.floor >= 0) {
-          // Replayed already (live delivery is behind the history read): once past it, deliver as usual.
-          if (seq !== 0 && seq <= catchup.floor) continue
-          conn.catchups.delete(room.name)
-          if (conn.catchups.size === 0) conn.catchups = null
+          // Replayed already (live delivery is behind the history read): once past it, deliver as usual. An
+          // unnumbered message (volatile, latest) goes through and leaves the floor in place: it says nothing of
+          // where the live numbered ones are.
+          if (seq !== 0) {
+            if (seq <= catchup.floor) continue
+            conn.catchups.delete(room.name)
+            if (conn.catchups.size === 0) conn.catchups = null
+          }
         } else if (catchup !== undefined) {
           if (!catchup.hold(seq, frame)) {
             // Given up once: the socket is closing, so nothing more reaches it.
@@ -379,14 +413,20 @@ export class Rooms {
           continue
         }
       }
-      if (volatile && backpressure.isSlow(conn)) {
+      if (key !== null) {
+        // Sent, or held as the newest of its key until the member catches up.
+        this.conflation.send(conn, framed, key)
+        recipients++
+        continue
+      }
+      if (delivery === true && backpressure.isSlow(conn)) {
         this.counters.volatileDrops++
         continue
       }
       conn.sendFrame(framed)
       recipients++
     }
-    if (deliverChannel.hasSubscribers) publishDelivery(room.name, frame, seq, volatile, recipients, this.instance, traceparent)
+    if (deliverChannel.hasSubscribers) publishDelivery(room.name, frame, seq, delivery === true, recipients, this.instance, traceparent)
   }
 
   /**
@@ -489,34 +529,48 @@ function seqOf (frame: Buffer): number {
   return match === null ? 0 : Number(match[1])
 }
 
-/** `to(room)`: immutable, so `except` and `volatile` derive new targets without touching shared ones. */
+/**
+ * `to(room)`: immutable, so `except`, `volatile` and `latest` derive new targets without touching shared ones.
+ * `delivery`: null follows the declared policy of each type (the route's, or the app-wide one); true volatile;
+ * a string latest by that key.
+ */
 export class RoomTarget implements RoomEmitter {
   readonly #rooms: Rooms
   readonly #name: string
   readonly #emits: EmitChecker | null
   readonly #except: readonly RoomMember[] | null
-  readonly #volatile: boolean
+  readonly #delivery: true | string | null
 
-  constructor (rooms: Rooms, name: string, emits: EmitChecker | null, except: readonly RoomMember[] | null, volatile: boolean) {
+  constructor (rooms: Rooms, name: string, emits: EmitChecker | null, except: readonly RoomMember[] | null,
+    delivery: true | string | null) {
     this.#rooms = rooms
     this.#name = name
     this.#emits = emits
     this.#except = except
-    this.#volatile = volatile
+    this.#delivery = delivery
   }
 
   emit (type: string, data: unknown): void {
     // A connection's target checks the route's declared emits; the app-level one cannot know a route.
     this.#emits?.checkEmit(type, data)
-    this.#rooms.emit(this.#name, type, data, this.#except, this.#volatile)
+    const chosen = this.#delivery
+    const delivery = chosen === null
+      ? (this.#emits ?? this.#rooms.deliveries).delivery(type, data)
+      : chosen === true || latestKey(type, chosen)
+    this.#rooms.emit(this.#name, type, data, this.#except, delivery)
   }
 
   except (...connections: unknown[]): RoomTarget {
     const except = [...(this.#except ?? []), ...connections as RoomMember[]]
-    return new RoomTarget(this.#rooms, this.#name, this.#emits, except, this.#volatile)
+    return new RoomTarget(this.#rooms, this.#name, this.#emits, except, this.#delivery)
   }
 
   get volatile (): RoomTarget {
     return new RoomTarget(this.#rooms, this.#name, this.#emits, this.#except, true)
+  }
+
+  latest (key: string): RoomTarget {
+    if (typeof key !== 'string') throw new FRT_ERR_EMIT_INVALID('latest', `the key must be a string, got ${typeof key}`)
+    return new RoomTarget(this.#rooms, this.#name, this.#emits, this.#except, key)
   }
 }

@@ -11,6 +11,7 @@ import { MessageType } from './protocol.js'
 import { RouteLimiter } from './limits.js'
 import { checkRouteRooms, type EmitChecker } from './rooms.js'
 import { normalizeRouteAuth, type RouteAuthConfig } from './auth.js'
+import { compileDelivery, deliveryOf, type Policy } from './delivery.js'
 import type { MessageAuthorize, RouteAuthorize } from './authorize.js'
 import type { ResolvedOptions } from './options.js'
 import type { RateLimitStore } from '../types/store.js'
@@ -33,6 +34,8 @@ export interface CompiledRoute extends EmitChecker {
   readonly messages: ReadonlyMap<string, CompiledMessage>
   /** The declared emit types (metrics label them; lib/recorder.ts). */
   readonly emits: ReadonlySet<string>
+  /** The declared delivery policies by emit type (lib/delivery.ts); reliable where none is declared. */
+  readonly policies: ReadonlyMap<string, Policy>
   readonly onOpen: ((conn: Connection) => unknown) | undefined
   readonly onClose: ((conn: Connection, code: number, reason: string) => unknown) | undefined
   readonly authorize: RouteAuthorize | undefined
@@ -59,7 +62,7 @@ export interface CompiledRoute extends EmitChecker {
 
 /** The keys of a route definition that fastify-realtime reads; every other key is a Fastify route option. */
 const REALTIME_KEYS = new Set(['messages', 'emits', 'onOpen', 'onClose', 'joinable', 'presence', 'auth', 'authorize', 'rateLimit',
-  'history', 'sessions', 'keep', 'snapshot', 'snapshotTimeout', 'sse'])
+  'history', 'sessions', 'keep', 'snapshot', 'snapshotTimeout', 'sse', 'delivery'])
 
 const DEFAULT_SNAPSHOT_TIMEOUT = 5000
 
@@ -121,6 +124,8 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
     if (RESERVED.has(type)) throw new FRT_ERR_ROUTE_RESERVED_TYPE(path, type)
     emitValidators.set(type, compileSchema(path, `emit "${type}"`, schema))
   }
+  const emitTypes = new Set(emitValidators.keys())
+  const policies = compileDelivery(path, definition.delivery, emitTypes)
   authorizes ||= definition.authorize !== undefined
   for (const [name, hook] of [['onOpen', onOpen], ['onClose', onClose], ['authorize', definition.authorize]] as const) {
     if (hook !== undefined && typeof hook !== 'function') {
@@ -143,7 +148,8 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
   return Object.freeze({
     path,
     messages: compiled,
-    emits: new Set(emitValidators.keys()),
+    emits: emitTypes,
+    policies,
     onOpen: onOpen as CompiledRoute['onOpen'],
     onClose: onClose as CompiledRoute['onClose'],
     authorize: definition.authorize as RouteAuthorize | undefined,
@@ -163,6 +169,10 @@ export function compileRoute (path: string, definition: RouteDefinition<SchemaMa
         const [first] = validator.Errors(data)
         throw new FRT_ERR_EMIT_INVALID(type, `${first.instancePath || '/'} ${first.message}`)
       }
+    },
+    /** The declared delivery of one message; after checkEmit, so the type is a declared one. */
+    delivery (type: string, data: unknown) {
+      return deliveryOf(policies.get(type), type, data)
     }
   })
 }

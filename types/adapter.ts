@@ -6,10 +6,12 @@ import type { HistoryStore } from './history.js'
  * Delivers a frame published on another instance to this instance's members of `room`.
  * The core calls nothing else on receipt: the bytes are sent as they came, never parsed again.
  * `seq` is the frame's cluster-wide seq when the adapter numbers messages (`sequence`), so that the core
- * can keep a room's messages in seq order; leave it out otherwise. `traceparent`: the sender's W3C trace context,
- * when the publish carried one (the core puts it on its `fastify-realtime:deliver` event).
+ * can keep a room's messages in seq order; leave it out otherwise. `latest`: the conflation key `publish` was
+ * given, so that this instance keeps only the newest message per key for its members that are behind.
+ * `traceparent`: the sender's W3C trace context, when the publish carried one (the core puts it on its
+ * `fastify-realtime:deliver` event).
  */
-export type FanoutReceive = (room: string, frame: Buffer, volatile: boolean, seq?: number, traceparent?: string) => void
+export type FanoutReceive = (room: string, frame: Buffer, volatile: boolean, seq?: number, latest?: string, traceparent?: string) => void
 
 /** What the core gives an adapter when the plugin is registered (`attach`). */
 export interface FanoutCore {
@@ -67,10 +69,12 @@ export interface FanoutAdapter {
   unsubscribe (room: string): void | Promise<void>
   /**
    * A broadcast made on this instance (its local members are already served): send it to the others.
+   * `latest`: the message's conflation key (a `latest` delivery; it is never numbered): hand it to the other
+   * instances' `receive` with the frame. An adapter that drops it delivers the message as reliable there.
    * `traceparent` (valid, or undefined): the trace of the handler that sent it; an adapter that can carries it
    * to the other instances' `receive`, else ignores it.
    */
-  publish (room: string, frame: Buffer, volatile: boolean, traceparent?: string): void
+  publish (room: string, frame: Buffer, volatile: boolean, latest?: string, traceparent?: string): void
   /** Called on `app.close()`: release what the adapter opened itself (never a client the app passed in). */
   close? (): void | Promise<void>
   /** Called once when the plugin is registered, before any other method. */

@@ -32,6 +32,8 @@ export interface RealtimeStats {
   slowConsumerCloses: number
   /** Volatile room messages skipped for a member over the soft limit. */
   volatileDrops: number
+  /** Latest messages replaced by a newer one of the same key before a member that was behind could read them. */
+  conflated: number
   /** Fan-out backend operations that failed or timed out (0 with the in-memory adapter). */
   adapterErrors: number
   /** Broadcasts not handed to the other instances because the backend was down or backed up. */

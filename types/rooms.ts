@@ -12,6 +12,11 @@ export interface RoomEmitter<Emits extends SchemaMap = SchemaMap> {
   except (...connections: Array<Connection<any>>): RoomEmitter<Emits>
   /** The same room, but members whose outgoing buffer is over `slowConsumer.softLimit` skip the message. */
   readonly volatile: RoomEmitter<Emits>
+  /**
+   * The same room, messages conflated by `key` (with the room and the type): a member that is behind gets only
+   * the newest one per key, once it caught up; the others get every one. Latest messages carry no `seq`.
+   */
+  latest (key: string): RoomEmitter<Emits>
 }
 
 /** One member of a room, as presence lists it. */

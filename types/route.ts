@@ -15,6 +15,23 @@ export type SchemaMap = Record<string, TSchema>
  */
 export type UserOf<A> = [A] extends [undefined | false] ? UserType | undefined : UserType
 
+/** Sends a route's declared emits (`conn.volatile`, `conn.latest(key)`). */
+export interface Emitter<Emits extends SchemaMap = SchemaMap> {
+  emit<K extends keyof Emits & string>(type: K, data: Static<Emits[K]>): void
+}
+
+/**
+ * How an emit reaches a connection whose outgoing buffer is over `slowConsumer.softLimit` (it is behind):
+ * `'reliable'` (default) queues it (past `hardLimit` the connection is closed with 4008); `'volatile'` skips
+ * it; `{ latest }` keeps only the newest message per key (the room, the type and what `latest` returns of the
+ * data: a symbol, a cursor's user) and sends those once the connection caught up. Latest messages carry no
+ * `seq`. Members that keep up get every message, whatever the policy.
+ */
+export type DeliveryPolicy<T = unknown> = 'reliable' | 'volatile' | { latest: (data: T) => string }
+
+/** A route's delivery policy per emit type (`delivery`). */
+export type DeliveryMap<Emits extends SchemaMap> = { [K in keyof Emits & string]?: DeliveryPolicy<Static<Emits[K]>> }
+
 /** One client of a real-time route, as its handlers see it. `User`: see {@link UserOf}. */
 export interface Connection<Emits extends SchemaMap = SchemaMap, User = UserType | undefined> {
   /** Unique id of this connection (a random UUID). */
@@ -32,8 +49,15 @@ export interface Connection<Emits extends SchemaMap = SchemaMap, User = UserType
   readonly socket: WebSocket
   /** True once the socket is closing or closed; emits are then dropped. */
   readonly closed: boolean
-  /** Sends a server-to-client message declared in the route's `emits`. */
+  /** Sends a server-to-client message declared in the route's `emits`, by the route's `delivery` for its type. */
   emit<K extends keyof Emits & string>(type: K, data: Static<Emits[K]>): void
+  /** This connection's emits, skipped while its outgoing buffer is over `slowConsumer.softLimit`. */
+  readonly volatile: Emitter<Emits>
+  /**
+   * This connection's emits, conflated by `key` (with the type): while the connection is behind, only the
+   * newest message per key waits for it. Overrides the route's `delivery` for these emits.
+   */
+  latest (key: string): Emitter<Emits>
   /** Closes the socket with a code (default 1000) and a reason, cut to 123 bytes. */
   close (code?: number, reason?: string): void
   /**
@@ -100,6 +124,12 @@ export interface RouteDefinition<In extends SchemaMap, Emits extends SchemaMap, 
   messages: { [K in keyof In]: MessageDefinition<In[K], Emits, UserOf<A>, Acks[K]> }
   /** Server-to-client messages: a schema each. */
   emits?: Emits
+  /**
+   * Per emit type, how it reaches a connection that is behind (see {@link DeliveryPolicy}): `'reliable'`
+   * (default), `'volatile'` or `{ latest: (data) => key }`. Applies to `conn.emit`, `conn.to(room)` and, when
+   * every route that declares a policy for the type declares the same one, `app.realtime.to(room)`.
+   */
+  delivery?: DeliveryMap<Emits>
   /** Called once the socket is open, before any message is dispatched to it. */
   onOpen?: (conn: Connection<Emits, UserOf<A>>) => unknown
   /** Called once when the socket has closed. */

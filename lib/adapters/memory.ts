@@ -43,12 +43,12 @@ export class MemoryAdapter implements FanoutAdapter {
     if (subscribers?.delete(this) === true && subscribers.size === 0) this.bus.rooms.delete(room)
   }
 
-  publish (room: string, frame: Buffer, volatile: boolean, traceparent?: string): void {
+  publish (room: string, frame: Buffer, volatile: boolean, latest?: string, traceparent?: string): void {
     const subscribers = this.bus.rooms.get(room)
     if (subscribers === undefined) return
     // The publisher already served its own members: skip it, as a cluster adapter drops its own node id.
     for (const [adapter, receive] of subscribers) {
-      if (adapter !== this) receive(room, frame, volatile, undefined, traceparent)
+      if (adapter !== this) receive(room, frame, volatile, undefined, latest, traceparent)
     }
   }
 

@@ -9,7 +9,7 @@
 // local seq), are not piled up in the client's queue past `maxInFlight`, and
 // the outage is logged once and counted.
 import {
-  instanceId, readControl, readRoomEnvelope, roomHeader, controlMessage, type RoomEnvelope
+  instanceId, latestHeader, readControl, readRoomEnvelope, roomHeader, controlMessage, type RoomEnvelope
 } from './envelope.js'
 import { defineScripts, type Counts, type Publish, type PresenceList, type PresenceRefresh, type PresenceWrite } from './redis-scripts.js'
 import { FRT_ERR_ADAPTER_INVALID, FRT_ERR_ADAPTER_REDIS } from '../errors.js'
@@ -183,7 +183,7 @@ export class RedisAdapter implements FanoutAdapter {
   /** The last resubscription after a (re)connect. */
   #resubscribed: Promise<unknown> = Promise.resolve()
   #closed = false
-  readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0), traceparent: undefined }
+  readonly #envelope: RoomEnvelope = { volatile: false, seq: 0, frame: Buffer.alloc(0), traceparent: undefined, latest: undefined }
   /** The rooms' history, when asked for (`history`): it numbers, keeps and publishes history rooms' messages. */
   readonly history: HistoryStore | undefined
   /** Publishes of this instance, for history message ids (a retried append is stored once). */
@@ -332,9 +332,12 @@ export class RedisAdapter implements FanoutAdapter {
     await this.#bounded(command)
   }
 
-  /** Publishes a frame without a seq (the core uses `sequence`; this keeps the plain contract). */
-  publish (room: string, frame: Buffer, volatile: boolean, traceparent?: string): void {
-    this.#send(room, this.#header(volatile, traceparent) + '0:', frame.toString(), '', '0', ignore)
+  /** Publishes a frame without a seq: a latest message (with its key), or the plain contract's publish. */
+  publish (room: string, frame: Buffer, volatile: boolean, latest?: string, traceparent?: string): void {
+    const header = latest === undefined
+      ? this.#header(volatile, traceparent) + '0:'
+      : latestHeader(this.id, latest, this.options.traceContext ? traceparent : undefined)
+    this.#send(room, header, frame.toString(), '', '0', ignore)
   }
 
   /**
@@ -629,9 +632,12 @@ export class RedisAdapter implements FanoutAdapter {
       if (result === 'invalid') {
         this.#counters.adapterInvalid++
       } else if (result === 'own') {
-        this.#echo(room, envelope.seq)
+        // Only a numbered copy places one of our publishes: an unnumbered one (latest, volatile on a history
+        // room) is no answer to a publish still waiting for its seq.
+        if (envelope.seq !== 0) this.#echo(room, envelope.seq)
       } else {
-        (this.#receive as FanoutReceive)(room, envelope.frame, envelope.volatile, envelope.seq === 0 ? undefined : envelope.seq, envelope.traceparent)
+        (this.#receive as FanoutReceive)(room, envelope.frame, envelope.volatile, envelope.seq === 0 ? undefined : envelope.seq,
+          envelope.latest, envelope.traceparent)
       }
       return
     }
