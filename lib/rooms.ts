@@ -306,7 +306,7 @@ export class Rooms {
     const seq = room === undefined ? 1 : ++room.seq
     const frame = Buffer.from(serializeRoomEvent(type, name, seq, data))
     if (room !== undefined) this.#deliver(room, frame, except, volatile, seq, traceparent)
-    this.adapter.publish(name, frame, volatile, traceparent)
+    this.adapter.publish(name, frame, volatile, undefined, traceparent)
   }
 
   /** A message to a room with history: kept and numbered by the store (volatile ones: neither). */
@@ -316,7 +316,7 @@ export class Rooms {
       // Not kept, so not numbered: it can never be replayed, nor be taken for a gap.
       const frame = Buffer.from(roomEventUnnumbered(type, name, data))
       if (room !== undefined) this.#deliver(room, frame, except, true, 0, traceparent)
-      this.adapter.publish(name, frame, true, traceparent)
+      this.adapter.publish(name, frame, true, undefined, traceparent)
       return
     }
     const [head, tail] = roomEventParts(type, name, data)
@@ -338,7 +338,7 @@ export class Rooms {
       room.epoch = appended.epoch
       this.#deliver(room, frame, except, false, appended.seq, traceparent)
     }
-    this.adapter.publish(name, frame, false, traceparent)
+    this.adapter.publish(name, frame, false, undefined, traceparent)
   }
 
   /** This instance's members, plus those of every other instance when the adapter keeps presence. */
