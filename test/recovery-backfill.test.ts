@@ -301,3 +301,27 @@ t.test('a second hole behind the first, opened while the first was read: read ag
   t.same(ns(c), [1, 2, 3, 4, 5])
   t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [1, 0])
 })
+
+t.test('an unnumbered message (volatile, latest) during the floor goes through and leaves the floor in place', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { adapter, c } = await setup(t, stream)
+  const { data: { epoch } } = await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  await c.next((f) => f.data?.n === 1)
+  const late = [published(stream, 'r', 2), published(stream, 'r', 3)]
+  const d = await wireClient(c.ws.url)
+  t.teardown(() => d.ws.terminate())
+  const ack = await d.request('room:join', { room: 'r', since: { seq: 1, epoch } })
+  t.match(ack.data, { room: 'r', seq: 3, recovered: true })
+  // Before the live copies of 2 and 3: it must not end the floor, or they would reach d a second time.
+  receive('r', Buffer.from(JSON.stringify({ type: 'said', room: 'r', data: { n: 99 } })), true)
+  for (const [frame, seq] of late) receive('r', frame, false, seq)
+  const [fourth, four] = published(stream, 'r', 4)
+  receive('r', fourth, false, four)
+  await d.next((f) => f.data?.n === 4)
+  await c.next((f) => f.data?.n === 4)
+  t.same(d.frames.map((f) => f.type === 'said' ? f.data.n : f.type), [2, 3, 'ack', 99, 4], 'no second copy of 2 or 3')
+  t.same(ns(c), [1, 99, 2, 3, 4])
+})
