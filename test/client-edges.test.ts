@@ -354,3 +354,19 @@ t.test('a message sent from a state or open listener goes after the outbox', asy
   sockets.last().open()
   t.same(sockets.last().sent.map((frame) => frame.data.text), ['queued', 'from state', 'from open'])
 })
+
+t.test('the SSE fallback is loaded on first use; a client closed meanwhile opens nothing', async (t) => {
+  const global = globalThis as { WebSocket?: unknown, fetch: typeof fetch }
+  const saved = { WebSocket: global.WebSocket, fetch: global.fetch }
+  t.teardown(() => Object.assign(global, saved))
+  global.WebSocket = undefined
+  let fetched = 0
+  global.fetch = (async () => { fetched++; throw new Error('offline') }) as typeof fetch
+  const closedEarly = createClient('ws://x/', { ping: false, reconnect: false })
+  closedEarly.close()
+  const open = createClient('ws://x/', { ping: false, reconnect: false })
+  t.teardown(() => open.close())
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(fetched, 1, 'the stream of the client left open, and only that one')
+  t.equal(closedEarly.state, 'closed')
+})

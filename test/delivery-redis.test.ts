@@ -145,17 +145,25 @@ t.test('a latest ticker on one instance: the other conflates for its slow member
   for (const member of [slow, ...fast]) member.ws.close()
 })
 
+const TRACE = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+
 t.test('the envelope of a latest message: a flag bit and the key after seq 0', async (t) => {
   const origin = 'abcdefghijklmnop'
   const other = Buffer.from('ABCDEFGHIJKLMNOP')
-  const out: RoomEnvelope = { volatile: true, seq: 5, frame: Buffer.alloc(0), latest: 'stale' }
+  const out: RoomEnvelope = { volatile: true, seq: 5, frame: Buffer.alloc(0), latest: 'stale', traceparent: undefined }
   const key = '5:pricekey: ü'
   const message = Buffer.from(latestHeader(origin, key) + '{"type":"price"}')
-  t.equal(message.toString('latin1', 4, 5), '4', 'flag bit 4 (2 is left for another flag)')
+  t.equal(message.toString('latin1', 4, 5), '4', 'flag bit 4 (2 is the trace\'s)')
   t.equal(readRoomEnvelope(message, other, out), 'ok')
   t.same({ volatile: out.volatile, seq: out.seq, latest: out.latest, frame: out.frame.toString() },
     { volatile: false, seq: 0, latest: key, frame: '{"type":"price"}' })
   t.equal(readRoomEnvelope(message, Buffer.from(origin), out), 'own')
+  // With a trace: bits 4 and 2, the trace after the origin, then seq 0 and the key.
+  const traced = Buffer.from(latestHeader(origin, key, TRACE) + '{"type":"price"}')
+  t.equal(traced.toString('latin1', 4, 5), '6')
+  t.equal(readRoomEnvelope(traced, other, out), 'ok')
+  t.same({ seq: out.seq, latest: out.latest, traceparent: out.traceparent, frame: out.frame.toString() },
+    { seq: 0, latest: key, traceparent: TRACE, frame: '{"type":"price"}' })
   // Any other message clears the key of the reused object.
   t.equal(readRoomEnvelope(Buffer.from(roomHeader(origin, true) + '7:{}'), other, out), 'ok')
   t.same({ volatile: out.volatile, seq: out.seq, latest: out.latest }, { volatile: true, seq: 7, latest: undefined })
@@ -168,7 +176,7 @@ t.test('the envelope of a latest message: a flag bit and the key after seq 0', a
     head + '0:1234567', // no colon after the length
     head + '0:9:ab{}', // longer than the message
     head + '7:1:a{}', // latest messages are never numbered
-    'frt12' + origin + '0:{}', // a flag bit this build does not know
+    'frt18' + origin + '0:{}', // a flag bit this build does not know
     'frt1/' + origin + '0:{}' // not a digit
   ]) {
     t.equal(readRoomEnvelope(Buffer.from(bad), other, out), 'invalid', bad)

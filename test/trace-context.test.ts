@@ -122,6 +122,14 @@ t.test('across Redis: the sender\'s trace reaches every instance\'s delivery; ba
   t.equal(c.traceparent, SPAN)
   t.equal(d.traceparent, SPAN, 'across Redis: the child of the handler span')
   channel.start.unsubscribe(onStart)
+
+  // A latest message (issue 14's delivery policy) carries its trace too, beside its conflation key.
+  seen.length = 0
+  const frame = Buffer.from(JSON.stringify({ type: 'said', room: 'r', data: { text: 'latest' } }))
+  ;(one.adapter as RedisAdapter).publish('r', frame, false, 'k', TP)
+  for (const c of [far, farToo]) t.match((await c.next('said' as never)).data, { text: 'latest' })
+  await until(() => seen.length === 1, 'the delivery on the other instance')
+  t.match(seen[0], { room: 'r', type: 'said', seq: 0, recipients: 2, instance: idTwo, traceparent: TP })
   t.equal(one.app.realtime.stats().adapterInvalid + two.app.realtime.stats().adapterInvalid, 0, 'every envelope was valid')
 })
 
