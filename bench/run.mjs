@@ -5,11 +5,11 @@
 // generator in another, loopback only), prints a markdown table with ratios to the raw `ws` loop and writes
 // it to bench/results/latest.md (raw figures in latest.json). See BENCHMARKS.md for what each number means.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { expectMessage, forkScript, killAll, machineBusyMicros, mark, procCpuMicros, startRedis, stop } from './harness/processes.mjs'
+import { expectMessage, forkScript, killAll, machineBusyMicros, mark, procCpuMicros, sourcesPerAddress, startRedis, stop } from './harness/processes.mjs'
 import { BUSY_CORES, renderReport } from './harness/report.mjs'
 import { writeCharts } from './harness/charts.mjs'
 
@@ -312,16 +312,6 @@ function medianOfRounds (rounds, primary) {
     const chosen = pool[Math.floor((pool.length - 1) / 2)]
     return { ...chosen, rounds: runs.length, range: [primary(runs[0]), primary(runs[runs.length - 1])] }
   })
-}
-
-/** Connections per loopback source address, keeping well inside the ephemeral port range. */
-function sourcesPerAddress () {
-  try {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
-    return Math.max(1000, Math.floor((hi - lo) * 0.7))
-  } catch {
-    return 20_000
-  }
 }
 
 async function redisScenario (pluginSkip, redis) {
