@@ -1,14 +1,15 @@
-// The benchmark harness: `node bench/run.mjs [--quick] [--no-build] [--only a,b,c,d,e,f] [--contenders ws,fws,sio,rt,rth]`
-// (`rth`: fastify-realtime with room history on, in the Redis fan-out (e) only: `--only e --contenders rt,rth`).
+// The benchmark harness: `node bench/run.mjs [--quick] [--no-build] [--only a,b,c,d,e,f] [--contenders ws,fws,sio,rt,rtm,rth]`
+// (`rtm`: fastify-realtime with metrics on, a prom-client registry, in (a), (b) and (c) only; `rth`: room history
+// on, in the Redis fan-out (e) only. Both are reported next to `rt` as ratios: what the feature costs.)
 // Builds the plugin, runs each scenario against each contender (every server in its own process, the load
 // generator in another, loopback only), prints a markdown table with ratios to the raw `ws` loop and writes
 // it to bench/results/latest.md (raw figures in latest.json). See BENCHMARKS.md for what each number means.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { expectMessage, forkScript, killAll, machineBusyMicros, mark, procCpuMicros, startRedis, stop } from './harness/processes.mjs'
+import { expectMessage, forkScript, killAll, machineBusyMicros, mark, procCpuMicros, sourcesPerAddress, startRedis, stop } from './harness/processes.mjs'
 import { BUSY_CORES, renderReport } from './harness/report.mjs'
 import { writeCharts } from './harness/charts.mjs'
 
@@ -21,7 +22,7 @@ const { values: argv } = parseArgs({
     quick: { type: 'boolean', default: false },
     build: { type: 'boolean', default: true },
     only: { type: 'string', default: 'a,b,c,d,e,f' },
-    contenders: { type: 'string', default: 'ws,fws,sio,rt' },
+    contenders: { type: 'string', default: 'ws,fws,sio,rt,rtm,rth' },
     window: { type: 'string', default: '2' },
     rounds: { type: 'string' }
   },
@@ -55,9 +56,16 @@ const CONTENDERS = [
   { key: 'fws', label: '@fastify/websocket', file: 'fastify-websocket.mjs', protocol: 'json', redisLabel: '@fastify/websocket + ioredis pub/sub' },
   { key: 'sio', label: 'Socket.IO 4', file: 'socketio.mjs', protocol: 'socketio', redisLabel: 'Socket.IO 4 + @socket.io/redis-adapter' },
   { key: 'rt', label: 'fastify-realtime (memory)', file: 'realtime.mjs', protocol: 'json', args: ['--adapter', 'memory'], redisLabel: 'fastify-realtime (Redis adapter)', redisArgs: ['--adapter', 'redis'] },
+  // Metrics on (issue 15): a prom-client Registry, scraped by nobody during the run (scraping is the
+  // operator's cost, not the message path's). Only where a message's cost is measured: (a), (b), (c); the
+  // recorder keeps no per-connection state, so (d) would repeat `rt` at the price of 10,000 more connects.
+  { key: 'rtm', label: 'fastify-realtime (metrics on)', file: 'realtime.mjs', protocol: 'json', args: ['--adapter', 'memory', '--metrics'], loadOnly: true },
   // Room history on (issue 12): only in (e), the Redis fan-out, to compare with `rt` (history off).
   { key: 'rth', label: 'fastify-realtime (history)', file: 'realtime.mjs', protocol: 'json', args: ['--adapter', 'memory', '--history'], redisLabel: 'fastify-realtime (Redis adapter, history on)', redisArgs: ['--adapter', 'redis', '--history'], redisOnly: true }
 ].filter((c) => wanted.has(c.key))
+
+/** The plugin's own rows (built from dist/): skipped together when the build is missing. */
+const isPlugin = (contender) => contender.file === 'realtime.mjs'
 
 const notes = []
 const log = (...args) => console.error('[bench]', ...args)
@@ -217,7 +225,7 @@ async function loadScenarios (contender, pluginSkip, scenarios) {
     for (const [, name] of wantedHere) scenarios[name].push({ key: contender.key, label: contender.label, skip: reason })
   }
   if (wantedHere.length === 0) return
-  if (contender.key === 'rt' && pluginSkip) return skipAll(pluginSkip)
+  if (isPlugin(contender) && pluginSkip) return skipAll(pluginSkip)
   const server = await startServer(contender)
   if (server.skip) return skipAll(server.skip)
   const noRooms = server.features.rooms ? null : 'rooms not available yet'
@@ -258,7 +266,7 @@ async function loadScenarios (contender, pluginSkip, scenarios) {
 
 async function idleScenario (contender, pluginSkip) {
   const row = { key: contender.key, label: contender.label }
-  if (contender.key === 'rt' && pluginSkip) return { ...row, skip: pluginSkip }
+  if (isPlugin(contender) && pluginSkip) return { ...row, skip: pluginSkip }
   log(`(d) ${params.connections} idle connections, ${contender.label}`)
   // A fresh process, so the figure is not inflated by what the load scenarios left in the heap.
   const server = await startServer(contender)
@@ -306,21 +314,12 @@ function medianOfRounds (rounds, primary) {
   })
 }
 
-/** Connections per loopback source address, keeping well inside the ephemeral port range. */
-function sourcesPerAddress () {
-  try {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
-    return Math.max(1000, Math.floor((hi - lo) * 0.7))
-  } catch {
-    return 20_000
-  }
-}
-
 async function redisScenario (pluginSkip, redis) {
   const rows = []
   for (const contender of CONTENDERS) {
+    if (contender.loadOnly) continue
     const label = contender.redisLabel
-    if ((contender.key === 'rt' || contender.key === 'rth') && pluginSkip) {
+    if (isPlugin(contender) && pluginSkip) {
       rows.push({ key: contender.key, label, skip: pluginSkip })
       continue
     }
@@ -376,7 +375,7 @@ function environment () {
 async function main () {
   ensureDescriptors()
   const started = Date.now()
-  const pluginSkip = CONTENDERS.some((c) => c.key === 'rt') ? build() : null
+  const pluginSkip = CONTENDERS.some(isPlugin) ? build() : null
   const rounds = { fanout: [], fixedRate: [], requestAck: [], redis: [] }
   let redis = null
   if (only.has('e')) {
@@ -406,7 +405,9 @@ async function main () {
   }
   if (only.has('d')) {
     scenarios.idle = []
-    for (const contender of CONTENDERS) scenarios.idle.push(await idleScenario(contender, pluginSkip))
+    for (const contender of CONTENDERS) {
+      if (!contender.redisOnly && !contender.loadOnly) scenarios.idle.push(await idleScenario(contender, pluginSkip))
+    }
   }
   const micro = only.has('f') ? await microBenchmarks() : null
 

@@ -17,10 +17,12 @@ import { findToken, isTokenFault } from './token.js'
 import { isSseRequest, isStreamRequest } from './transport.js'
 import { userKey, type ResolvedOptions } from './options.js'
 import type { AuthMode, RouteAuth } from '../types/auth.js'
+import type { ConnectionRequest } from '../types/route.js'
 
 /** What auth needs of a connection. */
 export interface AuthedConnection {
-  readonly request: FastifyRequest
+  /** The whole upgrade request on a route with auth (lib/pipeline.ts keeps it for token refreshes). */
+  readonly request: ConnectionRequest
   readonly user: UserType | undefined
   readonly closed: boolean
   /** Written only here: set by admit/awaitAuthFrame, null once closed. */
@@ -63,6 +65,9 @@ type TokenRequest = FastifyRequest & { [kToken]?: string, [kExp]?: number }
 const VERIFY_OPTIONS = {
   verify: { extractToken: (request: FastifyRequest) => (request as TokenRequest)[kToken] }
 } as unknown as FastifyJwtVerifyOptions
+
+/** The auth state of every anonymous connection on a route without auth: never written (lib/pipeline.ts only reads `waiting`). */
+const ANONYMOUS: ConnectionAuth = Object.freeze({ waiting: false, userKey: undefined, generation: 0, scheduled: false }) as ConnectionAuth
 
 // When the prune of superseded deadlines pays for itself.
 const PRUNE_SLACK = 1024
@@ -158,6 +163,12 @@ export class Auth {
 
   /** A connection is open and authenticated as far as it will be: its user, if any, is indexed, its token's expiry scheduled. */
   admit (conn: AuthedConnection): void {
+    // Anonymous (a route without auth, no user set by the app's hooks): nothing to index or schedule, ever (an
+    // `auth` frame is unknown_type there), so every such connection shares one frozen state.
+    if (conn.user === undefined) {
+      conn.auth = ANONYMOUS
+      return
+    }
     conn.auth = { waiting: false, userKey: undefined, generation: 0, scheduled: false }
     this.authenticated(conn)
   }
@@ -173,7 +184,7 @@ export class Auth {
    * false when it closed meanwhile; rejects as `verify` does.
    */
   async verifyAuthFrame (conn: AuthedConnection, token: string): Promise<boolean> {
-    await verify(conn.request, token)
+    await verify(conn.request as FastifyRequest, token)
     if (conn.closed || conn.auth === null) return false
     conn.auth.waiting = false
     this.authenticated(conn)
@@ -185,7 +196,7 @@ export class Auth {
     const request = conn.request as TokenRequest & { user?: UserType }
     const previous = request.user
     const previousExp = request[kExp]
-    await verify(conn.request, token)
+    await verify(conn.request as FastifyRequest, token)
     if (conn.closed || conn.auth === null) return 'closed'
     if (this.userKey(request.user) !== conn.auth.userKey) {
       request.user = previous

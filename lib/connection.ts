@@ -10,7 +10,7 @@ import type { Hub } from './hub.js'
 import type { EmitChecker, RoomTarget } from './rooms.js'
 import type { ConnectionAuth } from './auth.js'
 import type { Backpressure } from './backpressure.js'
-import type { Connection, Emitter } from '../types/route.js'
+import type { Connection, ConnectionRequest, Emitter } from '../types/route.js'
 import type { Held } from './conflation.js'
 import { latestKey } from './delivery.js'
 import { FRT_ERR_EMIT_INVALID } from './errors.js'
@@ -50,8 +50,63 @@ function releaseUpgradeResponse (raw: { socket?: unknown }): void {
 // A handler's join has no request to ack: the replay and the live messages are what the client sees.
 function noAck (): void {}
 
+// The WebSocket handshake's own headers: used by the upgrade (ws, lib/handshake.ts) and by nobody after it. The
+// rest of the headers are kept; these five strings alone are ~0.2 KB per idle connection.
+const HANDSHAKE_HEADERS: ReadonlySet<string> = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
+
+function keptHeaders (headers: FastifyRequest['headers']): FastifyRequest['headers'] {
+  const kept: FastifyRequest['headers'] = {}
+  for (const name in headers) {
+    if (!HANDSHAKE_HEADERS.has(name)) kept[name] = headers[name]
+  }
+  return kept
+}
+
+// An empty query or params object (the usual case) is replaced by this one, shared: one object less per connection.
+const NOTHING: Readonly<Record<string, never>> = Object.freeze({})
+
+function kept (value: unknown): unknown {
+  return typeof value === 'object' && value !== null && Object.keys(value).length === 0 ? NOTHING : value
+}
+
+/**
+ * The fields of the upgrade request a connection keeps once it is open (`ConnectionRequest`), copied into one
+ * object of a fixed shape, so that the Fastify request, its IncomingMessage, raw headers and stream state can go.
+ * `user` is copied too (an app's own hook may have set it), since `conn.user` reads it from here.
+ */
+class KeptRequest {
+  readonly id: FastifyRequest['id']
+  readonly ip: string
+  readonly host: string
+  readonly protocol: FastifyRequest['protocol']
+  readonly url: string
+  readonly method: string
+  readonly headers: FastifyRequest['headers']
+  readonly query: unknown
+  readonly params: unknown
+  readonly log: FastifyBaseLogger
+  readonly server: FastifyRequest['server']
+  readonly user: UserType | undefined
+
+  constructor (request: FastifyRequest) {
+    this.id = request.id
+    this.ip = request.ip
+    this.host = request.host
+    this.protocol = request.protocol
+    this.url = request.url
+    this.method = request.method
+    this.headers = keptHeaders(request.headers)
+    this.query = kept(request.query)
+    this.params = kept(request.params)
+    this.log = request.log
+    this.server = request.server
+    this.user = (request as { user?: UserType }).user
+  }
+}
+
 export class RealtimeConnection implements Connection {
-  readonly request: FastifyRequest
+  /** The whole upgrade request until `keepRequestFields` (lib/pipeline.ts, after onOpen on a route without auth). */
+  request: ConnectionRequest
   readonly socket: WebSocket
   /** The slow-consumer policy every send answers to (lib/backpressure.ts). */
   readonly backpressure: Backpressure
@@ -115,6 +170,14 @@ export class RealtimeConnection implements Connection {
     releaseUpgradeHead(request.raw)
     // Only after an upgrade: on the SSE transport that response is the stream itself.
     if (request.ws) releaseUpgradeResponse(request.raw)
+  }
+
+  /**
+   * Keeps of the upgrade request only the fields of `ConnectionRequest` (lib/pipeline.ts calls it once onOpen
+   * ran, on routes without auth: a route with auth verifies refreshed tokens on the request itself).
+   */
+  keepRequestFields (): void {
+    this.request = new KeptRequest(this.request as FastifyRequest)
   }
 
   get id (): string {

@@ -18,18 +18,16 @@ export interface LimitedConnection extends Connection {
   limits: ConnectionLimits | null
 }
 
-/** The per-connection rate-limit state; created lazily, dropped with the connection. */
-export class ConnectionLimits {
-  readonly messages: TokenBucket
-  /** Refused messages tolerated before 4429; refills at one per second. */
-  readonly budget: TokenBucket
+/**
+ * The per-connection rate-limit state; created lazily, dropped with the connection. It is itself the
+ * connection-wide bucket (one object per connection, not three): the budget's bucket is made on the first
+ * refusal (full, as it would be by then), the per-type buckets for types that declare their own limit.
+ */
+export class ConnectionLimits extends TokenBucket {
+  /** Refused messages tolerated before 4429; refills at one per second. Null until the first refusal. */
+  budget: TokenBucket | null = null
   /** Per-message-type buckets, only for types that declare their own limit. */
   types: Map<string, TokenBucket> | null = null
-
-  constructor (burst: number, budget: number, now: number) {
-    this.messages = new TokenBucket(burst, now)
-    this.budget = new TokenBucket(budget, now)
-  }
 }
 
 export interface ResolvedLimits {
@@ -51,7 +49,7 @@ export function checkMessage (
   const t = now()
   let state = conn.limits
   if (state === null) {
-    state = new ConnectionLimits(limits.burst, limits.budget, t)
+    state = new ConnectionLimits(limits.burst, t)
     conn.limits = state
   }
   if (typeLimit !== undefined) {
@@ -63,18 +61,21 @@ export function checkMessage (
     }
     // Take from the connection bucket first, and give its tokens back when the type's own bucket
     // refuses, so that a refusal by either consumes from neither.
-    const shared = state.messages.take(t, limits.rate, limits.burst, cost)
+    const shared = state.take(t, limits.rate, limits.burst, cost)
     if (shared !== 0) return shared
     const own = bucket.take(t, typeLimit.rate, typeLimit.burst, 1)
-    if (own !== 0) state.messages.tokens += cost
+    if (own !== 0) state.tokens += cost
     return own
   }
-  return state.messages.take(t, limits.rate, limits.burst, cost)
+  return state.take(t, limits.rate, limits.burst, cost)
 }
 
 /** Spends one unit of the over-limit budget (only lib/pipeline.ts calls it); true when it is exhausted and the connection must close. */
 export function spendBudget (conn: LimitedConnection, limits: ResolvedLimits): boolean {
-  return (conn.limits as ConnectionLimits).budget.take(now(), 1, limits.budget, 1) !== 0
+  const state = conn.limits as ConnectionLimits
+  const t = now()
+  state.budget ??= new TokenBucket(limits.budget, t)
+  return state.budget.take(t, 1, limits.budget, 1) !== 0
 }
 
 /** The error `conn.consume` throws when an action is over its limit; the client sees `rate_limited`. */

@@ -206,7 +206,7 @@ export class Pipeline {
   #onOpen (conn: RealtimeConnection): void {
     const { onOpen } = this.#route
     if (onOpen === undefined) {
-      this.#flushPending(conn)
+      this.#opened(conn)
       return
     }
     let result: unknown
@@ -218,10 +218,20 @@ export class Pipeline {
     }
     if (isThenable(result)) {
       conn.pending ??= []
-      result.then(() => this.#flushPending(conn), (err: unknown) => this.#failOpen(conn, err))
+      result.then(() => this.#opened(conn), (err: unknown) => this.#failOpen(conn, err))
     } else {
-      this.#flushPending(conn)
+      this.#opened(conn)
     }
+  }
+
+  /**
+   * onOpen ran: the upgrade request is cut to the fields handlers read (README, `conn.request`), so that an idle
+   * connection does not keep Fastify's request and its IncomingMessage; not on a route with auth, whose token
+   * refreshes are verified on the request itself. Then the frames that waited.
+   */
+  #opened (conn: RealtimeConnection): void {
+    if (this.#route.auth === null) conn.keepRequestFields()
+    this.#flushPending(conn)
   }
 
   /** A frame on a first-message route before its `auth` frame succeeded. */

@@ -59,5 +59,6 @@ export function withSharedErrorListener (accept: WsHandler): WsHandler {
 
 function onSocketError (this: WebSocket, error: Error): void {
   // Installed just before accept, which tags the socket with its connection synchronously.
-  socketErrorHandler(error, this, (connectionOf(this) as NonNullable<ReturnType<typeof connectionOf>>).request)
+  // After onOpen (routes without auth) the fields of ConnectionRequest only: the handler reads its log.
+  socketErrorHandler(error, this, (connectionOf(this) as NonNullable<ReturnType<typeof connectionOf>>).request as FastifyRequest)
 }

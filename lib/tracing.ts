@@ -2,7 +2,7 @@
 // `fastify-realtime:message`, whose events are published only when someone subscribed. With no subscriber
 // and no metrics, the pipeline's #invoke takes its plain path and this file costs nothing per message.
 import dc from 'node:diagnostics_channel'
-import type { FastifyRequest } from 'fastify'
+import type { ConnectionRequest } from '../types/route.js'
 import type { Recorder, RecordedRoute } from './recorder.js'
 import { enter, leave, runInTrace } from './trace-context.js'
 
@@ -24,9 +24,10 @@ export interface MessageContext {
   traceparent: string | undefined
   /**
    * The connection's upgrade request: a subscriber links the message's span to the upgrade's trace through
-   * it (its `traceparent` header, or whatever span an HTTP instrumentation kept on it; README, Traces).
+   * it (its `traceparent` header; README, Traces). After `onOpen`, on a route without auth, the fields of
+   * `ConnectionRequest` only: what an instrumentation kept on the request object itself is gone by then.
    */
-  request: FastifyRequest
+  request: ConnectionRequest
   /** What the handler returned (or resolved), set before `end` (sync) or `asyncStart`. */
   result?: unknown
   /** What the handler threw (or rejected with), set before `error`. */

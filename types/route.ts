@@ -32,12 +32,22 @@ export type DeliveryPolicy<T = unknown> = 'reliable' | 'volatile' | { latest: (d
 /** A route's delivery policy per emit type (`delivery`). */
 export type DeliveryMap<Emits extends SchemaMap> = { [K in keyof Emits & string]?: DeliveryPolicy<Static<Emits[K]>> }
 
+/**
+ * What `conn.request` offers. During the route's Fastify hooks and `onOpen` it is the whole upgrade request (a
+ * `FastifyRequest`), and it stays so for the connection's life on a route with `auth`. On other routes, once
+ * `onOpen` has run, the connection keeps these fields only and lets the request go (its `IncomingMessage`, raw
+ * headers and stream state: about 1 KB of heap per idle connection). Its `headers` then lack the WebSocket
+ * handshake's own (`connection`, `upgrade`, `sec-websocket-key`, `-version`, `-extensions`). Read anything else in
+ * `onOpen`, or keep it in `conn.data`.
+ */
+export type ConnectionRequest = Pick<FastifyRequest, 'id' | 'ip' | 'host' | 'protocol' | 'url' | 'method' | 'headers' | 'query' | 'params' | 'log' | 'server'>
+
 /** One client of a real-time route, as its handlers see it. `User`: see {@link UserOf}. */
 export interface Connection<Emits extends SchemaMap = SchemaMap, User = UserType | undefined> {
   /** Unique id of this connection (a random UUID). */
   readonly id: string
-  /** The upgrade request, after the route's Fastify hooks ran. */
-  readonly request: FastifyRequest
+  /** The upgrade request, after the route's Fastify hooks ran; after `onOpen`, its fields of {@link ConnectionRequest} only (routes without auth). */
+  readonly request: ConnectionRequest
   /** The authenticated user (`request.user`, set by e.g. `request.jwtVerify()`); always there on an auth route. */
   readonly user: User
   /** Child of the request logger carrying `connId`. */

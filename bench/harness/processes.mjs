@@ -4,6 +4,7 @@
 import { fork, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 
 const children = new Set()
 
@@ -146,4 +147,14 @@ export async function machineBusyMicros () {
   // cpu user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
   const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number)
   return (user + nice + system + irq + softirq + steal) * 10_000
+}
+
+/** Connections per loopback source address, keeping well inside the ephemeral port range. */
+export function sourcesPerAddress () {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    return Math.max(1000, Math.floor((hi - lo) * 0.7))
+  } catch {
+    return 20_000
+  }
 }

@@ -71,6 +71,40 @@ function anomalies (results) {
 
 const ref = (results, key) => results.find((r) => r.key === key && !r.skip)
 
+/**
+ * What metrics (`rtm`) and room history (`rth`) cost, as ratios to the plugin with both off (`rt`) measured in
+ * the same run and round: the observability issue's "+5% server CPU per message" budget and the recovery
+ * issue's history cost, side by side with the plugin they are measured against. Null when neither ran.
+ */
+function featureCosts (scenarios) {
+  const rows = []
+  const rt = (list) => ref(list ?? [], 'rt')
+  const pair = (list, key, value, format) => {
+    const base = rt(list)
+    const r = ref(list, key)
+    if (!base) return '–'
+    return `${format(value(r))} vs ${format(value(base))} (${fmt.ratio(ratio(value(r), value(base)))})`
+  }
+  const { fanout: a, fixedRate: b, requestAck: c, redis: e } = scenarios
+  const add = (feature, list, key, figure, value, format) => {
+    if (ref(list ?? [], key)) rows.push([rows.some((r) => r[0] === feature) ? '' : feature, figure, pair(list, key, value, format)])
+  }
+  const metrics = 'metrics on (prom-client registry)'
+  add(metrics, a, 'rtm', '(a) server CPU µs / delivery', (r) => r.cpuPerDeliveryUs, fmt.us)
+  add(metrics, b, 'rtm', '(b) p99 ms at the fixed rate', (r) => r.latency.p99, fmt.ms)
+  add(metrics, b, 'rtm', '(b) server CPU µs / delivery', (r) => r.cpuPerDeliveryUs, fmt.us)
+  add(metrics, c, 'rtm', '(c) server CPU µs / round trip', (r) => r.cpuPerRoundTripUs, fmt.us)
+  add(metrics, c, 'rtm', '(c) round trips/s', (r) => r.roundTripsPerSec, fmt.int)
+  const history = 'room history on (Redis stream)'
+  add(history, e, 'rth', '(e) servers CPU µs / delivery', (r) => r.cpuPerDeliveryUs, fmt.us)
+  add(history, e, 'rth', '(e) p99 ms', (r) => r.latency.p99, fmt.ms)
+  add(history, e, 'rth', '(e) delivered/s', (r) => r.deliveredPerSec, fmt.int)
+  if (rows.length === 0) return null
+  return '## What metrics and history cost: ratio to fastify-realtime with both off (`rt`), same run\n\n' +
+    'Each cell: the feature on vs off (ratio). Metrics budget: at most 1.05x server CPU per message.\n\n' +
+    table(['feature', 'figure', 'on vs off'], rows)
+}
+
 export function renderReport ({ env, params, scenarios, micro, notes }) {
   const out = []
   out.push(`Mode **${params.mode}**, ${env.date}, Node ${env.node}, ${env.cpus} × ${env.cpuModel}, ${env.memGb} GB RAM, ` +
@@ -113,6 +147,9 @@ export function renderReport ({ env, params, scenarios, micro, notes }) {
     ))
     out.push(summary.join('\n'))
   }
+
+  const costs = featureCosts(scenarios)
+  if (costs) out.push(costs)
 
   const median = params.rounds > 1 ? ` (median of ${params.rounds} rounds)` : ''
   if (a) {

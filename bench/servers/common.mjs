@@ -9,7 +9,9 @@ export const options = parseArgs({
     redis: { type: 'string' }, // redis://127.0.0.1:PORT when the scenario fans out across instances
     adapter: { type: 'string', default: 'memory' },
     // fastify-realtime only: room history on (issue 12), kept in Redis with the Redis adapter.
-    history: { type: 'boolean', default: false }
+    history: { type: 'boolean', default: false },
+    // fastify-realtime only: metrics on (issue 15), registered on a prom-client Registry of its own.
+    metrics: { type: 'boolean', default: false }
   },
   strict: false
 }).values
@@ -26,7 +28,10 @@ function snapshot () {
     rss: mem.rss,
     heapUsed: mem.heapUsed,
     external: mem.external + mem.arrayBuffers,
-    at: performance.now()
+    at: performance.now(),
+    // The monotonic clock in µs, the clock of a --cpu-prof profile's timestamps (bench/profile.mjs cuts the
+    // profile to the measured phase with it).
+    hrUs: Number(process.hrtime.bigint() / 1000n)
   }
 }
 

@@ -1,5 +1,6 @@
 // Contender: this plugin, imported from the build (dist/) so the figures are those of the shipped code.
-// Started with --adapter memory (default) or --adapter redis --redis URL. When the build or a feature the
+// Started with --adapter memory (default) or --adapter redis --redis URL; --history turns room history on,
+// --metrics the Prometheus metrics (a prom-client Registry nobody scrapes during the run). When the build or a feature the
 // scenario needs is missing, the server reports "skip" with the reason instead of failing the whole run.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -49,9 +50,11 @@ await serve(async () => {
   const { default: realtime } = await import(DIST)
   const redis = options.adapter === 'redis' ? await redisAdapterOptions(options.redis) : null
 
+  const metrics = options.metrics ? { metrics: { registry: new (await import('prom-client')).Registry() } } : {}
+
   const app = Fastify({ logger: false })
   try {
-    await app.register(realtime, { ...BENCH_OPTIONS, ...redis?.pluginOptions, ...(options.history ? { history: {} } : {}) })
+    await app.register(realtime, { ...BENCH_OPTIONS, ...redis?.pluginOptions, ...(options.history ? { history: {} } : {}), ...metrics })
   } catch (err) {
     await redis?.close()
     throw new Skip(`register failed: ${err.message}`)
@@ -78,7 +81,7 @@ await serve(async () => {
   rooms = rooms && typeof app.realtime.to === 'function'
   return {
     port: app.server.address().port,
-    features: { rooms, redis: Boolean(redis), stats: typeof app.realtime.stats === 'function' },
+    features: { rooms, redis: Boolean(redis), stats: typeof app.realtime.stats === 'function', metrics: Boolean(options.metrics) },
     async close () {
       await app.close()
       await redis?.close()

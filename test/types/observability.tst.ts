@@ -1,8 +1,8 @@
 import { expect, test } from 'tstyche'
-import Fastify, { type FastifyRequest } from 'fastify'
+import Fastify from 'fastify'
 import { Registry } from 'prom-client'
 import realtime, {
-  DELIVER_CHANNEL, MESSAGE_CHANNEL, type AdminOptions, type ClusterCounts, type DeliverContext, type InstanceCounts, type InspectedConnection, type InspectedRoom, type InspectPage, type MessageContext,
+  DELIVER_CHANNEL, MESSAGE_CHANNEL, type AdminOptions, type ClusterCounts, type ConnectionRequest, type DeliverContext, type InstanceCounts, type InspectedConnection, type InspectedRoom, type InspectPage, type MessageContext,
   type MetricsOptions, type RealtimeOptions
 } from '../../index.js'
 
@@ -48,5 +48,5 @@ test('the tracing channel and its context', () => {
   expect(MESSAGE_CHANNEL).type.toBe<'fastify-realtime:message'>()
   expect<MessageContext['messageId']>().type.toBe<string | number | undefined>()
   expect<MessageContext['traceparent']>().type.toBe<string | undefined>()
-  expect<MessageContext['request']>().type.toBe<FastifyRequest>()
+  expect<MessageContext['request']>().type.toBe<ConnectionRequest>()
 })

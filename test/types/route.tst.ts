@@ -1,8 +1,8 @@
 import { expect, test } from 'tstyche'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import Type, { type TNull, type TNumber, type TObject } from 'typebox'
 import realtime, {
-  defineRoute, type Connection, type MessageHandler, type RealtimeStats, type RouteDefinition, type SchemaMap
+  defineRoute, type Connection, type ConnectionRequest, type MessageHandler, type RealtimeStats, type RouteDefinition, type SchemaMap
 } from '../../index.js'
 import { connect, type TestClient } from '../../lib/testing.js'
 import type { UserType } from '@fastify/jwt'
@@ -34,6 +34,15 @@ test('handlers get data typed from their schema and emit only declared messages'
     emits: { said: Type.Object({ text: Type.String() }) },
     onOpen: (conn) => { expect(conn).type.toBe<Connection<{ said: ReturnType<typeof Type.Object<{ text: ReturnType<typeof Type.String> }>> }>>() }
   })
+})
+
+test('conn.request offers the fields kept after onOpen; the whole request only by a cast (in onOpen, or on auth routes)', () => {
+  expect<Connection['request']>().type.toBe<ConnectionRequest>()
+  expect<ConnectionRequest['headers']>().type.toBe<FastifyRequest['headers']>()
+  expect<ConnectionRequest['ip']>().type.toBe<string>()
+  expect<ConnectionRequest['server']>().type.toBe<FastifyInstance>()
+  expect<ConnectionRequest>().type.not.toHaveProperty('raw')
+  expect<ConnectionRequest>().type.not.toHaveProperty('jwtVerify')
 })
 
 test('Fastify route options are accepted; unknown keys are not', () => {
