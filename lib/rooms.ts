@@ -105,6 +105,8 @@ export class Room {
   readonly history: boolean
   /** While a gap in the room's subscription is filled from history: its live messages, held (Redis backfill). */
   backfill: Catchup | null = null
+  /** This instance's own messages held by the backfill that skip some members (`.except`), by seq; else null. */
+  backfillExcept: Map<number, readonly RoomMember[]> | null = null
   constructor (name: string, history: boolean) {
     this.name = name
     this.history = history
@@ -148,8 +150,14 @@ export class Rooms {
     this.adapter = options.adapter ?? new MemoryAdapter()
     this.instance = this.adapter.id ?? instanceId()
     this.#sequencer = typeof this.adapter.sequence === 'function'
-      ? new Sequencer(this.adapter, (room, frame, except, delivery, traceparent) =>
-        this.#deliver(room as Room, frame, except, delivery, typeof delivery === 'string' ? 0 : room.seq, traceparent))
+      ? new Sequencer(this.adapter, (room, frame, except, delivery, traceparent) => {
+        const local = room as Room
+        // This instance's own numbered message while a gap before it is read from history: held with the live
+        // ones, so that members get the missed messages first (delivered now, it would overtake them, and the
+        // missed ones would then look like duplicates to a client).
+        if (local.backfill !== null && typeof delivery !== 'string') this.#holdOwn(local, frame, except)
+        else this.#deliver(local, frame, except, delivery, typeof delivery === 'string' ? 0 : room.seq, traceparent)
+      })
       : null
     this.#receive = (name, frame, volatile, seq, latest, traceparent) => {
       const room = this.byName.get(name)
@@ -489,6 +497,7 @@ export class Rooms {
       // A resync that found nothing missed is not a backfill.
       if (read.frames.length > 0) this.counters.backfills++
       room.backfill = null
+      room.backfillExcept = null
     }, (err: unknown) => {
       this.counters.historyErrors++
       this.log.warn({ err, room: room.name }, 'history read failed; a gap stays visible')
@@ -502,14 +511,31 @@ export class Rooms {
     room.backfill = null
     if (gap) this.counters.backfillGaps++
     this.#deliverRun(room, catchup.drain())
+    room.backfillExcept = null
   }
 
-  /** Frames read from history or held, delivered in order; their seq is read back (this path is rare). */
+  /** One of this instance's messages, numbered `room.seq`, held by the room's backfill (see the sequencer's callback). */
+  #holdOwn (room: Room, frame: Buffer, except: readonly RoomMember[] | null): void {
+    const seq = room.seq
+    if ((room.backfill as Catchup).hold(seq, frame)) {
+      if (except !== null) (room.backfillExcept ??= new Map()).set(seq, except)
+      return
+    }
+    // Past the hold's bounds: given up, as for a message from the subscription (#backfill), the gap visible.
+    this.#endBackfill(room)
+    room.seq = Math.max(room.seq, seq)
+    this.#deliver(room, frame, except, false, seq)
+  }
+
+  /**
+   * Frames read from history or held, delivered in order; their seq is read back (this path is rare). One of
+   * this instance's own messages skips the members its emit left out, whether it comes from the hold or the read.
+   */
   #deliverRun (room: Room, frames: Buffer[]): void {
     for (const frame of frames) {
       const seq = seqOf(frame)
       if (seq !== 0) room.seq = seq
-      this.#deliver(room, frame, null, false, seq)
+      this.#deliver(room, frame, room.backfillExcept?.get(seq) ?? null, false, seq)
     }
   }
 

@@ -325,3 +325,72 @@ t.test('an unnumbered message (volatile, latest) during the floor goes through a
   t.same(d.frames.map((f) => f.type === 'said' ? f.data.n : f.type), [2, 3, 'ack', 99, 4], 'no second copy of 2 or 3')
   t.same(ns(c), [1, 99, 2, 3, 4])
 })
+
+async function ownDuringBackfill (t: Tap.Test, history: RealtimeOptions['history']) {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const answers: Array<() => void> = []
+  const slow: HistoryStore = {
+    append: (room, head, tail, options) => stream.append(room, head, tail, options),
+    since: (room, since, bounds) => {
+      const read = stream.since(room, since, bounds)
+      return since === null ? read : new Promise((resolve) => { answers.push(() => resolve(stream.since(room, since, bounds))) })
+    }
+  }
+  const adapter = new ScriptedAdapter(slow)
+  const { app, url } = await listeningApp(t, {
+    options: { heartbeat: false, rateLimit: false, adapter, history },
+    routes: {
+      '/chat': {
+        ...route,
+        messages: {
+          say: {
+            schema: Type.Object({ n: Type.Integer() }),
+            handler: (conn: any, data: { n: number }) => { conn.to('r').except(conn).emit('said', { n: data.n }) }
+          }
+        }
+      }
+    }
+  })
+  const c = await wireClient(url('/chat'))
+  const sender = await wireClient(url('/chat'))
+  t.teardown(() => { c.ws.terminate(); sender.ws.terminate() })
+  await c.request('room:join', { room: 'r' })
+  await sender.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  const [first, one] = published(stream, 'r', 1)
+  receive('r', first, false, one)
+  await c.next((f) => f.data?.n === 1)
+  // 2 never arrives; 3 does: the gap is read (slowly).
+  published(stream, 'r', 2)
+  const [third, three] = published(stream, 'r', 3)
+  receive('r', third, false, three)
+  t.equal(answers.length, 1)
+  // Meanwhile this instance's own message, numbered 4 by the stream, sent with .except(sender).
+  await sender.request('say', { n: 40 })
+  return { app, c, sender, answers }
+}
+
+t.test('this instance\'s own messages sent while a gap is read wait behind the missed ones, and still skip whom their emit left out', async (t) => {
+  const { app, c, sender, answers } = await ownDuringBackfill(t, {})
+  app.realtime.to('r').emit('said', { n: 50 })
+  // Both were numbered by the stream (in a microtask of their emit): a turn of the event loop later, no frame yet.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(ns(c), [1], 'nothing overtakes the read')
+  answers[0]()
+  await c.next((f) => f.data?.n === 50)
+  t.same(ns(c), [1, 2, 3, 40, 50], 'the missed message first, then the held ones, in seq order')
+  await sender.next((f) => f.data?.n === 50)
+  t.same(ns(sender), [1, 2, 3, 50], 'the sender\'s own message skips it, though it came from the read')
+  t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [1, 0])
+})
+
+t.test('an own message past the backfill\'s hold bound gives the backfill up: the gap visible, the emit\'s except kept', async (t) => {
+  const { app, c, sender, answers } = await ownDuringBackfill(t, { hold: { maxCount: 1 } })
+  await c.next((f) => f.data?.n === 40)
+  t.same(ns(c), [1, 3, 40], 'what was held, then the own message; 2 is the visible gap')
+  t.same(ns(sender), [1, 3], 'not to the sender')
+  t.equal(app.realtime.stats().backfillGaps, 1)
+  answers[0]()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(ns(c), [1, 3, 40], 'the late read changes nothing')
+})
