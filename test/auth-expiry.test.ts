@@ -5,7 +5,7 @@ import type { RouteDefinition } from '../index.js'
 import { connect } from '../lib/testing.js'
 import { Deadlines } from '../lib/deadlines.js'
 import { buildApp } from './helpers/auth.js'
-import { within } from './helpers/wait.js'
+import { startOfSecond, within } from './helpers/wait.js'
 
 const route = {
   auth: 'handshake',
@@ -19,6 +19,7 @@ t.test('a live socket closes with 4401 when its token expires, plus grace', asyn
   const app = await buildApp(t, { auth: { grace: 200 } })
   app.realtime('/ws', route)
   await app.ready()
+  await startOfSecond()
   const token = app.sign('ann', 1)
   const exp = (app.jwt.decode(token) as { exp: number }).exp
   const client = await connect<typeof route>(app, '/ws', bearer(token))
@@ -32,6 +33,7 @@ t.test('an in-band refresh keeps the socket open past the first exp', async (t) 
   const app = await buildApp(t)
   app.realtime('/ws', route)
   await app.ready()
+  await startOfSecond()
   const first = app.sign('ann', 2)
   const exp = (app.jwt.decode(first) as { exp: number }).exp
   const refreshed = await connect<typeof route>(app, '/ws', bearer(first))
@@ -82,6 +84,7 @@ t.test('expiry still applies when formatUser drops exp; no exp means no deadline
   const app = await buildApp(t, {}, {}, { formatUser: (p: { sub: string }) => ({ sub: p.sub }) })
   app.realtime('/ws', route)
   await app.ready()
+  await startOfSecond()
   const short = await connect(app, '/ws', bearer(app.sign('ann', 1)))
   t.equal((await within(short.closed)).code, 4401)
   const forever = await connect<typeof route>(app, '/ws', bearer(app.jwt.sign({ sub: 'ann' })))
@@ -121,6 +124,7 @@ t.test('many refreshes: superseded deadlines are pruned, and the latest token de
   const acks = async () => { while (client.received.filter((m) => m.type === 'ack').length < n) await sleep(10) }
   await within(acks())
   // A shorter-lived newer token is the one that counts now.
+  await startOfSecond()
   client.sendRaw(JSON.stringify({ type: 'auth', id: 'last', data: { token: app.sign('ann', 1) } }))
   t.same(await within(client.closed), { code: 4401, reason: 'Token expired' })
 })

@@ -6,7 +6,7 @@ import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { registeredApp } from './helpers/app.js'
 import { chat, client, SECRET } from './helpers/client.js'
-import { until } from './helpers/wait.js'
+import { startOfSecond, until } from './helpers/wait.js'
 import jwt from '@fastify/jwt'
 import Fastify from 'fastify'
 import realtime from '../index.js'
@@ -90,6 +90,7 @@ t.test('the fallback socket: a POST refused for its token closes with 4401, a PO
   app.realtime('/chat', { ...chat, sse: true, auth: 'handshake' })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/chat`
+  await startOfSecond()
   const short = new SseSocket(url, [`bearer.${app.jwt.sign({ sub: 'ann', exp: Math.floor(Date.now() / 1000) + 1 })}`])
   await new Promise((resolve) => { short.onopen = resolve })
   await new Promise((resolve) => setTimeout(resolve, 1100))

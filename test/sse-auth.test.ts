@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { Type } from 'typebox'
 import { buildApp, expiredToken } from './helpers/auth.js'
 import { openStream, post } from './helpers/sse.js'
-import { until } from './helpers/wait.js'
+import { startOfSecond, until } from './helpers/wait.js'
 import type { RealtimeOptions } from '../index.js'
 
 const whoami = {
@@ -71,6 +71,7 @@ t.test('revocation and expiry end the stream with 4401', async (t) => {
   t.equal(app.realtime.disconnectUser('ann'), 1)
   t.same((await stream.next((d) => d.type === 'sse:close')).data, { code: 4401, reason: 'Access revoked' })
   await stream.ended
+  await startOfSecond()
   const short = await openStream(http, bearer(app.sign('ann', 1)))
   t.same((await short.next((d) => d.type === 'sse:close')).data, { code: 4401, reason: 'Token expired' })
 })

@@ -24,3 +24,11 @@ export function within<T> (promise: Promise<T>, what = 'result', timeout = 10_00
     new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} within ${timeout} ms`)), timeout) })
   ]).finally(() => clearTimeout(timer))
 }
+
+/**
+ * Waits until the wall clock is just past a whole second. A JWT's `exp` is in whole seconds, so a token signed
+ * for 1 s at 12:00:00.990 expires 10 ms later; signed right after this, it lives about a full second.
+ */
+export async function startOfSecond (): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5))
+}
