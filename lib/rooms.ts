@@ -99,6 +99,11 @@ export class Room {
   readonly members = new Set<RoomMember>()
   /** The seq of the last message sent to this room from here. */
   seq = 0
+  /**
+   * Whether `seq` is a known position of the room's history even at 0 (read from the store when the room was
+   * made here): a gap after it can then be backfilled from the start. False: 0 means not known yet.
+   */
+  known = false
   /** This life of the room's numbering: the history's epoch, or a fresh one for a room without history. */
   epoch: string
   /** Whether the room keeps history (the plugin's `history.rooms`, tested once here). */
@@ -208,7 +213,10 @@ export class Rooms {
     try {
       const read = await history.store.since(room.name, null, history.replay)
       room.epoch = read.epoch
-      if (room.seq === 0) room.seq = read.seq
+      if (room.seq === 0) {
+        room.seq = read.seq
+        room.known = true
+      }
     } catch (err) {
       this.counters.historyErrors++
       this.log.warn({ err, room: room.name }, 'history read failed')
@@ -449,8 +457,8 @@ export class Rooms {
       }
       return true
     }
-    // An unknown position (a fresh room here) or the next message: nothing missed.
-    if (room.seq === 0 || seq <= room.seq + 1) return false
+    // An unknown position (a fresh room here, its history not read) or the next message: nothing missed.
+    if ((room.seq === 0 && !room.known) || seq <= room.seq + 1) return false
     const history = this.history as RoomHistory
     const catchup = room.backfill = new Catchup(room.seq, history.hold)
     catchup.hold(seq, frame)
@@ -468,8 +476,8 @@ export class Rooms {
     if (history === null || !history.byAdapter) return
     for (const name of names) {
       const room = this.byName.get(name)
-      // An unknown position (seq 0), or a gap already being filled: as in #backfill.
-      if (room === undefined || !room.history || room.seq === 0 || room.backfill !== null) continue
+      // An unknown position (seq 0, not read), or a gap already being filled: as in #backfill.
+      if (room === undefined || !room.history || (room.seq === 0 && !room.known) || room.backfill !== null) continue
       const catchup = room.backfill = new Catchup(room.seq, history.hold)
       this.#readGap(room, catchup, room.seq)
     }

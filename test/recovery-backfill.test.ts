@@ -234,7 +234,7 @@ t.test('resubscribed after a drop: a quiet room\'s missed messages are read from
   t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [2, 0])
 })
 
-t.test('resubscribed: rooms numbered here while the backend was away, or of unknown position, read nothing and count no gap', async (t) => {
+t.test('resubscribed: rooms numbered here while the backend was away, or empty, read nothing missed and count no gap', async (t) => {
   const stream = new MemoryHistory({ sweepInterval: 0 })
   const { app, adapter, c } = await setup(t, stream)
   await c.request('room:join', { room: 'r' })
@@ -250,7 +250,7 @@ t.test('resubscribed: rooms numbered here while the backend was away, or of unkn
   stream.since = (room, position, bounds) => { reads.push(room); return since(room, position, bounds) }
   ;(adapter.core as FanoutCore).resubscribed?.(['r', 'empty'])
   await new Promise((resolve) => setImmediate(resolve))
-  t.same(reads, ['r'], 'a room at seq 0 (nothing known of it) is not read')
+  t.same(reads, ['r', 'empty'], 'a room read empty when made here (a known seq 0) is read too: it may have missed its first messages')
   adapter.down = false
   app.realtime.to('r').emit('said', { n: 3 })
   await c.next((f) => f.data?.n === 3)
@@ -393,4 +393,19 @@ t.test('an own message past the backfill\'s hold bound gives the backfill up: th
   answers[0]()
   await new Promise((resolve) => setImmediate(resolve))
   t.same(ns(c), [1, 3, 40], 'the late read changes nothing')
+})
+
+t.test('a room whose history was empty when it was made here: the first messages missed are backfilled from the start', async (t) => {
+  const stream = new MemoryHistory({ sweepInterval: 0 })
+  const { app, adapter, c } = await setup(t, stream)
+  await c.request('room:join', { room: 'r' })
+  const receive = adapter.receive as FanoutReceive
+  // 1 and 2 never arrive; 3 does.
+  published(stream, 'r', 1)
+  published(stream, 'r', 2)
+  const [third, three] = published(stream, 'r', 3)
+  receive('r', third, false, three)
+  await c.next((f) => f.data?.n === 3)
+  t.same(ns(c), [1, 2, 3])
+  t.same([app.realtime.stats().backfills, app.realtime.stats().backfillGaps], [1, 0])
 })
