@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { expectMessage, forkScript, killAll, mark, procCpuMicros, sourcesPerAddress, startRedis, stop } from './harness/processes.mjs'
+import { expectMessage, forkScript, mark, procCpuMicros, runMain, sourcesPerAddress, startRedis, stop } from './harness/processes.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
@@ -188,11 +188,4 @@ async function main () {
   }
 }
 
-main().then(() => {
-  killAll()
-  process.exit(0)
-}, (err) => {
-  console.error(err)
-  killAll()
-  process.exit(1)
-})
+runMain(main)

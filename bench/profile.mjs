@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { expectMessage, forkScript, killAll, mark, stop } from './harness/processes.mjs'
+import { expectMessage, forkScript, mark, runMain, stop } from './harness/processes.mjs'
 import { renderSummary, summarize } from './harness/profile-summary.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -124,11 +124,4 @@ async function main () {
   }
 }
 
-main().then(() => {
-  killAll()
-  process.exit(0)
-}, (err) => {
-  console.error(err)
-  killAll()
-  process.exit(1)
-})
+runMain(main)

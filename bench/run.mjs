@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { expectMessage, forkScript, killAll, machineBusyMicros, mark, procCpuMicros, sourcesPerAddress, startRedis, stop } from './harness/processes.mjs'
+import { expectMessage, forkScript, machineBusyMicros, mark, procCpuMicros, runMain, sourcesPerAddress, startRedis, stop } from './harness/processes.mjs'
 import { BUSY_CORES, renderReport } from './harness/report.mjs'
 import { writeCharts } from './harness/charts.mjs'
 
@@ -422,11 +422,4 @@ async function main () {
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s; written to bench/results/latest.md`)
 }
 
-main().then(() => {
-  killAll()
-  process.exit(0)
-}, (err) => {
-  console.error(err)
-  killAll()
-  process.exit(1)
-})
+runMain(main)

@@ -58,6 +58,23 @@ function published (stream: MemoryHistory, room: string, n: number): [Buffer, nu
   return [Buffer.from(head + seq + tail), seq]
 }
 
+/**
+ * A history store whose reads (of a position, not the start) wait for the test: each is answered by calling the
+ * function pushed on `answers`. `taken`: whether the read reflects the stream when it was asked, or when answered.
+ */
+function slowStore (stream: MemoryHistory, taken: 'asked' | 'answered'): { slow: HistoryStore, answers: Array<() => void> } {
+  const answers: Array<() => void> = []
+  const slow: HistoryStore = {
+    append: (room, head, tail, options) => stream.append(room, head, tail, options),
+    since: (room, since, bounds) => {
+      const read = stream.since(room, since, bounds)
+      if (since === null) return read
+      return new Promise((resolve) => { answers.push(() => resolve(taken === 'asked' ? read : stream.since(room, since, bounds))) })
+    }
+  }
+  return { slow, answers }
+}
+
 function ns (c: WireClient): number[] {
   return c.room('r', 'said').map((f) => f.data.n)
 }
@@ -176,7 +193,11 @@ t.test('a session store that fails: a fresh session instead of a resume, failure
   t.equal(app.realtime.stats().sessionsResumed, 0)
 })
 
-t.test('a replay read ahead of the subscription: the live copies it already replayed are dropped for that member, then live as usual', async (t) => {
+/**
+ * c is in room r and got 1; 2 and 3 are in the stream already, and the subscription brings them (`late`) only
+ * after d's join with `since` 1 has replayed them: d's catch-up has a floor at 3.
+ */
+async function replayAhead (t: Tap.Test) {
   const stream = new MemoryHistory({ sweepInterval: 0 })
   const { adapter, c } = await setup(t, stream)
   const { data: { epoch } } = await c.request('room:join', { room: 'r' })
@@ -184,12 +205,16 @@ t.test('a replay read ahead of the subscription: the live copies it already repl
   const [first, one] = published(stream, 'r', 1)
   receive('r', first, false, one)
   await c.next((f) => f.data?.n === 1)
-  // 2 and 3 are in the stream already; the subscription brings them only after the replay below.
   const late = [published(stream, 'r', 2), published(stream, 'r', 3)]
   const d = await wireClient(c.ws.url)
   t.teardown(() => d.ws.terminate())
   const ack = await d.request('room:join', { room: 'r', since: { seq: 1, epoch } })
   t.match(ack.data, { room: 'r', seq: 3, recovered: true })
+  return { stream, receive, c, d, late }
+}
+
+t.test('a replay read ahead of the subscription: the live copies it already replayed are dropped for that member, then live as usual', async (t) => {
+  const { stream, receive, c, d, late } = await replayAhead(t)
   for (const [frame, seq] of late) receive('r', frame, false, seq)
   const [fourth, four] = published(stream, 'r', 4)
   receive('r', fourth, false, four)
@@ -271,14 +296,7 @@ t.test('resubscribed on a plugin without history: nothing to read', async (t) =>
 t.test('a second hole behind the first, opened while the first was read: read again from there, all in order once', async (t) => {
   const stream = new MemoryHistory({ sweepInterval: 0 })
   // Each read is taken when asked and answered when the test says.
-  const answers: Array<() => void> = []
-  const slow: HistoryStore = {
-    append: (room, head, tail, options) => stream.append(room, head, tail, options),
-    since: (room, since, bounds) => {
-      const read = stream.since(room, since, bounds)
-      return since === null ? read : new Promise((resolve) => { answers.push(() => resolve(read)) })
-    }
-  }
+  const { slow, answers } = slowStore(stream, 'asked')
   const { app, adapter, c } = await setup(t, slow)
   await c.request('room:join', { room: 'r' })
   const receive = adapter.receive as FanoutReceive
@@ -303,18 +321,7 @@ t.test('a second hole behind the first, opened while the first was read: read ag
 })
 
 t.test('an unnumbered message (volatile, latest) during the floor goes through and leaves the floor in place', async (t) => {
-  const stream = new MemoryHistory({ sweepInterval: 0 })
-  const { adapter, c } = await setup(t, stream)
-  const { data: { epoch } } = await c.request('room:join', { room: 'r' })
-  const receive = adapter.receive as FanoutReceive
-  const [first, one] = published(stream, 'r', 1)
-  receive('r', first, false, one)
-  await c.next((f) => f.data?.n === 1)
-  const late = [published(stream, 'r', 2), published(stream, 'r', 3)]
-  const d = await wireClient(c.ws.url)
-  t.teardown(() => d.ws.terminate())
-  const ack = await d.request('room:join', { room: 'r', since: { seq: 1, epoch } })
-  t.match(ack.data, { room: 'r', seq: 3, recovered: true })
+  const { stream, receive, c, d, late } = await replayAhead(t)
   // Before the live copies of 2 and 3: it must not end the floor, or they would reach d a second time.
   receive('r', Buffer.from(JSON.stringify({ type: 'said', room: 'r', data: { n: 99 } })), true)
   for (const [frame, seq] of late) receive('r', frame, false, seq)
@@ -328,14 +335,8 @@ t.test('an unnumbered message (volatile, latest) during the floor goes through a
 
 async function ownDuringBackfill (t: Tap.Test, history: RealtimeOptions['history']) {
   const stream = new MemoryHistory({ sweepInterval: 0 })
-  const answers: Array<() => void> = []
-  const slow: HistoryStore = {
-    append: (room, head, tail, options) => stream.append(room, head, tail, options),
-    since: (room, since, bounds) => {
-      const read = stream.since(room, since, bounds)
-      return since === null ? read : new Promise((resolve) => { answers.push(() => resolve(stream.since(room, since, bounds))) })
-    }
-  }
+  // Read when answered: the stream then holds this instance's own messages, appended meanwhile.
+  const { slow, answers } = slowStore(stream, 'answered')
   const adapter = new ScriptedAdapter(slow)
   const { app, url } = await listeningApp(t, {
     options: { heartbeat: false, rateLimit: false, adapter, history },

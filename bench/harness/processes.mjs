@@ -19,6 +19,18 @@ export function killAll () {
   children.clear()
 }
 
+/** Runs a tool's `main`, then kills every child it left and exits: 0 when it resolved, 1 (the error printed) when not. */
+export function runMain (main) {
+  main().then(() => {
+    killAll()
+    process.exit(0)
+  }, (err) => {
+    console.error(err)
+    killAll()
+    process.exit(1)
+  })
+}
+
 process.once('exit', killAll)
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(signal, () => {
